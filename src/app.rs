@@ -1,0 +1,77 @@
+//! Wiring: builds the shared state from a config, binds the listener, starts
+//! primary discovery, and runs until shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Config;
+use crate::state::State;
+
+/// A running proxy.
+pub struct App {
+    pub state: Arc<State>,
+    pub local_addr: SocketAddr,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+}
+
+impl App {
+    /// Binds the listener and starts serving in the background.
+    pub async fn start(config: Config) -> std::io::Result<App> {
+        let state = Arc::new(State::build(config));
+        let listener = bind(state.config.proxy.listen)?;
+        let local_addr = listener.local_addr()?;
+        let shutdown = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        // Find every database's primary up front so the first client does
+        // not pay for it; failures are retried on demand.
+        for db in state.databases.values() {
+            let db = db.clone();
+            tracker.spawn(async move {
+                if let Err(e) = db.topology.discover(None).await {
+                    tracing::warn!(database = %db.name, error = %e, "initial primary discovery failed");
+                }
+            });
+        }
+        tracker.spawn(crate::client::serve(
+            state.clone(),
+            listener,
+            shutdown.clone(),
+            tracker.clone(),
+        ));
+        tracing::info!(listen = %local_addr, databases = state.databases.len(), "pgferry listening");
+        Ok(App {
+            state,
+            local_addr,
+            shutdown,
+            tracker,
+        })
+    }
+
+    /// Stops accepting and closes pools. Client tasks end as their sockets
+    /// close; the process exits after this returns.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        self.tracker.close();
+        for db in self.state.databases.values() {
+            for pool in db.pools() {
+                pool.close();
+            }
+        }
+    }
+}
+
+fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.set_nodelay(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
+}

@@ -1,0 +1,85 @@
+//! The client socket with its two buffers: bytes read from the client and
+//! bytes queued for it.
+
+use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::ClientError;
+use crate::protocol::build;
+use crate::protocol::frame;
+
+/// Initial buffer size; buffers grow for larger messages and shrink back
+/// when the client goes idle.
+pub const READ_CHUNK: usize = 8 * 1024;
+
+pub struct ClientIo {
+    pub stream: TcpStream,
+    /// Bytes read from the client, not yet handled.
+    pub rbuf: BytesMut,
+    /// Bytes queued for the client.
+    pub wbuf: BytesMut,
+}
+
+impl ClientIo {
+    pub fn new(stream: TcpStream) -> ClientIo {
+        ClientIo {
+            stream,
+            rbuf: BytesMut::new(),
+            wbuf: BytesMut::new(),
+        }
+    }
+
+    /// Reads at least one more byte. Cancel-safe (tokio's read_buf is).
+    pub async fn read_more(&mut self) -> Result<usize, ClientError> {
+        if self.rbuf.capacity() - self.rbuf.len() < 1024 {
+            self.rbuf.reserve(READ_CHUNK);
+        }
+        match self.stream.read_buf(&mut self.rbuf).await? {
+            0 => Err(ClientError::Closed),
+            n => Ok(n),
+        }
+    }
+
+    /// Writes everything queued.
+    pub async fn flush(&mut self) -> Result<(), ClientError> {
+        if !self.wbuf.is_empty() {
+            self.stream.write_all(&self.wbuf).await?;
+            self.wbuf.clear();
+        }
+        Ok(())
+    }
+
+    /// Reads one whole message (login phase only: allocates).
+    pub async fn read_message(&mut self, max: usize) -> Result<(u8, BytesMut), ClientError> {
+        loop {
+            if let Some(h) = frame::header(&self.rbuf, max)? {
+                if self.rbuf.len() >= h.total_len() {
+                    let mut msg = self.rbuf.split_to(h.total_len());
+                    msg.advance(frame::HEADER_LEN);
+                    return Ok((h.tag, msg));
+                }
+                self.rbuf.reserve(h.total_len() - self.rbuf.len());
+            }
+            self.read_more().await?;
+        }
+    }
+
+    /// Sends an ErrorResponse and flushes; used right before closing.
+    pub async fn send_error(&mut self, e: &ClientError) {
+        if let Some(w) = e.to_wire() {
+            build::error_response(&mut self.wbuf, w.severity, &w.code, &w.message);
+            let _ = self.flush().await;
+        }
+    }
+
+    /// Gives back memory held by an idle client.
+    pub fn shrink_idle(&mut self) {
+        if self.rbuf.is_empty() && self.rbuf.capacity() > 4 * READ_CHUNK {
+            self.rbuf = BytesMut::new();
+        }
+        if self.wbuf.is_empty() && self.wbuf.capacity() > 4 * READ_CHUNK {
+            self.wbuf = BytesMut::new();
+        }
+    }
+}

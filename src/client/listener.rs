@@ -1,0 +1,110 @@
+//! Accept loop: one task per client, counted against `max_client_conn` by a
+//! permit that moves into the task and is released when it ends.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::handshake::{handshake, Handshake};
+use super::io::ClientIo;
+use super::login::login;
+use super::ClientError;
+use crate::state::State;
+
+pub async fn serve(
+    state: Arc<State>,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+) {
+    let limit = Arc::new(Semaphore::new(state.config.proxy.max_client_conn));
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            r = listener.accept() => r,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                let _ = stream.set_nodelay(true);
+                let permit = limit.clone().try_acquire_owned().ok();
+                tracker.spawn(client_task(state.clone(), stream, peer, permit));
+            }
+            Err(e) => {
+                // Out of file descriptors and similar: back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+}
+
+async fn client_task(
+    state: Arc<State>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    permit: Option<OwnedSemaphorePermit>,
+) {
+    let mut io = ClientIo::new(stream);
+    let timeout = state.config.proxy.client_login_timeout;
+    let login_phase = async {
+        match handshake(&mut io, &state).await? {
+            Handshake::Cancelled => Ok(None),
+            Handshake::Startup(s) => Ok::<_, ClientError>(Some(s)),
+        }
+    };
+    let startup = match with_timeout(timeout, login_phase).await {
+        Ok(Some(s)) => s,
+        Ok(None) => return,
+        Err(e) => {
+            log_refused(peer, &e);
+            io.send_error(&e).await;
+            return;
+        }
+    };
+    let over_limit = permit.is_none();
+    let session = match with_timeout(timeout, async {
+        Ok(login(io, state, startup, over_limit).await)
+    })
+    .await
+    {
+        Ok(Ok(s)) => s,
+        Ok(Err((mut io, e))) => {
+            log_refused(peer, &e);
+            io.send_error(&e).await;
+            return;
+        }
+        Err(e) => {
+            tracing::info!(%peer, error = %e, "client login timed out");
+            return;
+        }
+    };
+    tracing::debug!(%peer, client_id = session.id, "client logged in");
+    session.run().await;
+    drop(permit);
+}
+
+fn log_refused(peer: SocketAddr, e: &ClientError) {
+    match e {
+        ClientError::Closed | ClientError::Io(_) => {
+            tracing::debug!(%peer, error = %e, "client left during login")
+        }
+        _ => tracing::info!(%peer, error = %e, "client login refused"),
+    }
+}
+
+async fn with_timeout<T>(
+    timeout: Duration,
+    fut: impl std::future::Future<Output = Result<T, ClientError>>,
+) -> Result<T, ClientError> {
+    if timeout.is_zero() {
+        return fut.await;
+    }
+    tokio::time::timeout(timeout, fut)
+        .await
+        .map_err(|_| ClientError::LoginTimeout)?
+}

@@ -1,0 +1,85 @@
+//! Login: startup parameters, authentication, the first server connection
+//! (which also supplies the ParameterStatus set the client sees).
+
+use std::sync::Arc;
+
+use super::auth::authenticate;
+use super::handshake::Startup;
+use super::io::ClientIo;
+use super::session::Session;
+use super::ClientError;
+use crate::protocol::startup::parse_options;
+use crate::protocol::{build, TxStatus};
+use crate::server::ParamSet;
+use crate::state::State;
+
+/// Startup parameters that describe the connection rather than set GUCs.
+const NOT_SETTINGS: &[&str] = &["user", "database", "options", "replication"];
+
+pub async fn login(
+    mut io: ClientIo,
+    state: Arc<State>,
+    startup: Startup,
+    over_limit: bool,
+) -> Result<Session, (ClientIo, ClientError)> {
+    match prepare(&mut io, &state, startup, over_limit).await {
+        Ok((user, database, desired)) => Session::start(io, state, user, database, desired).await,
+        Err(e) => Err((io, e)),
+    }
+}
+
+async fn prepare(
+    io: &mut ClientIo,
+    state: &Arc<State>,
+    startup: Startup,
+    over_limit: bool,
+) -> Result<(String, String, ParamSet), ClientError> {
+    if over_limit {
+        return Err(ClientError::TooManyClients);
+    }
+    let param = |name: &str| {
+        startup
+            .params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    let user = param("user")
+        .filter(|u| !u.is_empty())
+        .ok_or(ClientError::Protocol(
+            "no PostgreSQL user name specified in startup packet".into(),
+        ))?;
+    let database = param("database")
+        .filter(|d| !d.is_empty())
+        .unwrap_or_else(|| user.clone());
+    if param("replication").is_some_and(|r| !matches!(r.as_str(), "false" | "off" | "no" | "0")) {
+        return Err(ClientError::BadParameter(
+            "replication connections are not supported".into(),
+        ));
+    }
+    authenticate(io, state, &user).await?;
+    if !state.databases.contains_key(&database) {
+        return Err(ClientError::UnknownDatabase(database));
+    }
+    let mut desired = ParamSet::new();
+    for (k, v) in &startup.params {
+        if !NOT_SETTINGS.contains(&k.as_str()) {
+            desired.set(k, v);
+        }
+    }
+    if let Some(options) = param("options") {
+        for (k, v) in parse_options(&options).map_err(ClientError::BadParameter)? {
+            desired.set(&k, &v);
+        }
+    }
+    Ok((user, database, desired))
+}
+
+/// Sends the parameters, key data and first ReadyForQuery.
+pub fn welcome(io: &mut ClientIo, reported: &ParamSet, pid: u32, secret: u32) {
+    for (k, v) in reported.iter() {
+        build::parameter_status(&mut io.wbuf, k, v);
+    }
+    build::backend_key_data(&mut io.wbuf, pid, secret);
+    build::ready_for_query(&mut io.wbuf, TxStatus::Idle);
+}

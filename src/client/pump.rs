@@ -1,0 +1,407 @@
+//! The data path: forwards bytes between a client and its server connection
+//! in both directions at once, looking only at frame headers plus the few
+//! messages that tell where a transaction ends.
+//!
+//! Both directions are driven from one `poll_fn`, so neither side can block
+//! the other (a client pipelining into a full server socket while the server
+//! waits for us to read its results would otherwise deadlock). Bytes are
+//! forwarded straight out of the receive buffer: a read may carry many
+//! messages and they leave in one write; a message larger than the buffer
+//! streams through without being held whole.
+
+use std::future::poll_fn;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::{Buf, BytesMut};
+use tokio::io::AsyncWrite;
+use tokio_util::io::poll_read_buf;
+
+use super::io::{ClientIo, READ_CHUNK};
+use crate::config::PoolMode;
+use crate::protocol::build::{self, Severity};
+use crate::protocol::frame::{self, FrameError};
+use crate::protocol::{sqlstate, tag, views, TxStatus};
+use crate::server::{ParamSet, ServerConn};
+
+/// Stop reading a side while this much is buffered and unsent (backpressure).
+const HIGH_WATER: usize = 64 * 1024;
+/// Largest ParameterStatus we inspect; bigger ones just pass through.
+const MAX_INSPECTED: usize = 1 << 20;
+
+/// Why the pump stopped.
+#[derive(Debug)]
+pub enum Outcome {
+    /// A transaction (or statement) boundary: the server connection may go
+    /// back to the pool. Output for the client may still be queued.
+    Released,
+    /// The client sent Terminate or closed its socket.
+    ClientGone,
+    /// The server connection failed or closed.
+    ServerGone(Option<std::io::Error>),
+    /// The client broke the protocol; it gets this error and is closed.
+    ClientProtocol(ClientViolation),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientViolation {
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+    #[error("invalid frontend message type '{}'", char::from(*.0))]
+    BadTag(u8),
+}
+
+/// Per-attachment protocol tracking, kept across pump runs of a session.
+#[derive(Debug)]
+pub struct Tracker {
+    /// Sync points (Query, Sync, FunctionCall) sent and not yet answered by
+    /// ReadyForQuery.
+    pub pending: u32,
+    /// Extended-protocol messages sent since the last Sync.
+    pub unsynced: bool,
+    pub tx: TxStatus,
+    /// The client sent Terminate.
+    pub terminated: bool,
+    /// Statement mode turned a transaction block into an error; the server
+    /// must be rolled back before reuse.
+    pub needs_rollback: bool,
+    /// After the server was lost: body bytes of a client message that was
+    /// partly forwarded and whose rest has not arrived yet.
+    pub partial: usize,
+}
+
+impl Default for Tracker {
+    fn default() -> Self {
+        Tracker {
+            pending: 0,
+            unsynced: false,
+            tx: TxStatus::Idle,
+            terminated: false,
+            needs_rollback: false,
+            partial: 0,
+        }
+    }
+}
+
+impl Tracker {
+    /// True when the server holds no state for this client beyond the
+    /// session itself: nothing in flight, no open transaction.
+    pub fn is_clean(&self) -> bool {
+        self.pending == 0 && !self.unsynced && self.tx == TxStatus::Idle
+    }
+}
+
+pub struct Pump<'a> {
+    pub io: &'a mut ClientIo,
+    pub server: &'a mut ServerConn,
+    pub track: &'a mut Tracker,
+    /// The client's session parameters, updated from ParameterStatus.
+    pub desired: &'a mut ParamSet,
+    pub mode: PoolMode,
+    pub max_message: usize,
+    /// Server→client bytes (owned by the session so its capacity is reused).
+    pub sbuf: &'a mut BytesMut,
+    // Scan positions: bytes before `*_scanned` are whole frames (or parts of
+    // a frame whose header was seen) ready to forward; `*_remaining` counts
+    // body bytes of the current frame not yet in the buffer.
+    c_scanned: usize,
+    c_remaining: usize,
+    s_scanned: usize,
+    s_remaining: usize,
+    client_eof: bool,
+    release: bool,
+}
+
+impl<'a> Pump<'a> {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        io: &'a mut ClientIo,
+        server: &'a mut ServerConn,
+        track: &'a mut Tracker,
+        desired: &'a mut ParamSet,
+        mode: PoolMode,
+        max_message: usize,
+        sbuf: &'a mut BytesMut,
+    ) -> Pump<'a> {
+        // Output already queued for the client (errors, an earlier
+        // transaction's tail) goes out first, in order.
+        let queued = io.wbuf.split();
+        let s_scanned = queued.len();
+        if !queued.is_empty() {
+            sbuf.clear();
+            sbuf.unsplit(queued);
+        }
+        Pump {
+            io,
+            server,
+            track,
+            desired,
+            mode,
+            max_message,
+            sbuf,
+            c_scanned: 0,
+            c_remaining: 0,
+            s_scanned,
+            s_remaining: 0,
+            client_eof: false,
+            release: false,
+        }
+    }
+
+    /// Runs until a release point, a departure or a failure.
+    /// Cancel safety: not cancel-safe (scan state lives in `self`); run it to
+    /// completion.
+    pub async fn run(&mut self) -> Outcome {
+        let out = poll_fn(|cx| self.poll_run(cx)).await;
+        if let Outcome::ServerGone(_) = out {
+            // Scanned client bytes were counted against the lost server and
+            // are answered by the session; they must not be sent again.
+            self.io.rbuf.advance(self.c_scanned);
+            self.c_scanned = 0;
+            self.track.partial = self.c_remaining;
+        }
+        // Whatever the server sent and we did not scan after the release
+        // point cannot be attributed safely; drop it and the connection.
+        if self.sbuf.len() > self.s_scanned {
+            self.sbuf.truncate(self.s_scanned);
+            self.server.broken = true;
+        }
+        // Unsent output stays queued for the client.
+        let rest = self.sbuf.split();
+        self.io.wbuf.unsplit(rest);
+        out
+    }
+
+    fn poll_run(&mut self, cx: &mut Context<'_>) -> Poll<Outcome> {
+        loop {
+            let mut progress = false;
+
+            // Client → buffer.
+            if !self.client_eof
+                && !self.track.terminated
+                && !self.release
+                && (self.io.rbuf.len() < HIGH_WATER || self.c_scanned == 0)
+            {
+                reserve(&mut self.io.rbuf);
+                match poll_read_buf(Pin::new(&mut self.io.stream), cx, &mut self.io.rbuf) {
+                    Poll::Ready(Ok(0)) => {
+                        self.client_eof = true;
+                        progress = true;
+                    }
+                    Poll::Ready(Ok(_)) => progress = true,
+                    Poll::Ready(Err(_)) => return Poll::Ready(Outcome::ClientGone),
+                    Poll::Pending => {}
+                }
+            }
+            if !self.release {
+                if let Err(v) = self.scan_client() {
+                    return Poll::Ready(Outcome::ClientProtocol(v));
+                }
+            }
+
+            // Buffer → server.
+            if self.c_scanned > 0 {
+                match Pin::new(&mut self.server.stream)
+                    .poll_write(cx, &self.io.rbuf[..self.c_scanned])
+                {
+                    Poll::Ready(Ok(0)) => return Poll::Ready(Outcome::ServerGone(None)),
+                    Poll::Ready(Ok(n)) => {
+                        self.io.rbuf.advance(n);
+                        self.c_scanned -= n;
+                        progress = true;
+                    }
+                    Poll::Ready(Err(e)) => return Poll::Ready(Outcome::ServerGone(Some(e))),
+                    Poll::Pending => {}
+                }
+            }
+
+            // Server → buffer.
+            if !self.release && (self.sbuf.len() < HIGH_WATER || self.s_scanned == 0) {
+                reserve(self.sbuf);
+                match poll_read_buf(Pin::new(&mut self.server.stream), cx, self.sbuf) {
+                    Poll::Ready(Ok(0)) => return Poll::Ready(Outcome::ServerGone(None)),
+                    Poll::Ready(Ok(_)) => progress = true,
+                    Poll::Ready(Err(e)) => return Poll::Ready(Outcome::ServerGone(Some(e))),
+                    Poll::Pending => {}
+                }
+            }
+            self.scan_server();
+
+            // Buffer → client.
+            if self.s_scanned > 0 && !self.client_eof {
+                match Pin::new(&mut self.io.stream).poll_write(cx, &self.sbuf[..self.s_scanned]) {
+                    Poll::Ready(Ok(n)) if n > 0 => {
+                        self.sbuf.advance(n);
+                        self.s_scanned -= n;
+                        progress = true;
+                    }
+                    Poll::Ready(_) => return Poll::Ready(Outcome::ClientGone),
+                    Poll::Pending => {}
+                }
+            }
+
+            if self.release {
+                self.c_scanned = 0;
+                return Poll::Ready(Outcome::Released);
+            }
+            if self.client_eof {
+                return Poll::Ready(Outcome::ClientGone);
+            }
+            if self.track.terminated
+                && self.c_scanned == 0
+                && self.track.pending == 0
+                && !self.track.unsynced
+            {
+                return Poll::Ready(Outcome::ClientGone);
+            }
+            if !progress {
+                return Poll::Pending;
+            }
+        }
+    }
+
+    /// Walks client frames: counts sync points and spots Terminate.
+    fn scan_client(&mut self) -> Result<(), ClientViolation> {
+        let buf = &mut self.io.rbuf;
+        while self.c_scanned < buf.len() {
+            if self.c_remaining > 0 {
+                let n = self.c_remaining.min(buf.len() - self.c_scanned);
+                self.c_scanned += n;
+                self.c_remaining -= n;
+                continue;
+            }
+            if self.track.terminated {
+                break;
+            }
+            let Some(h) = frame::header(&buf[self.c_scanned..], self.max_message)? else {
+                break;
+            };
+            match h.tag {
+                tag::TERMINATE => {
+                    // Never forwarded: the server connection outlives the client.
+                    buf.truncate(self.c_scanned);
+                    self.track.terminated = true;
+                    break;
+                }
+                tag::QUERY | tag::FUNCTION_CALL => self.track.pending += 1,
+                tag::SYNC => {
+                    self.track.pending += 1;
+                    self.track.unsynced = false;
+                }
+                tag::PARSE | tag::BIND | tag::EXECUTE | tag::DESCRIBE | tag::CLOSE => {
+                    self.track.unsynced = true
+                }
+                tag::FLUSH | tag::COPY_DATA | tag::COPY_DONE | tag::COPY_FAIL => {}
+                other => return Err(ClientViolation::BadTag(other)),
+            }
+            self.c_scanned += frame::HEADER_LEN;
+            self.c_remaining = h.body_len;
+        }
+        Ok(())
+    }
+
+    /// Walks server frames: ReadyForQuery ends a batch, ParameterStatus
+    /// updates both sides' parameters.
+    fn scan_server(&mut self) {
+        while self.s_scanned < self.sbuf.len() && !self.release {
+            if self.s_remaining > 0 {
+                let n = self.s_remaining.min(self.sbuf.len() - self.s_scanned);
+                self.s_scanned += n;
+                self.s_remaining -= n;
+                continue;
+            }
+            let at = self.s_scanned;
+            let h = match frame::header(&self.sbuf[at..], i32::MAX as usize) {
+                Ok(Some(h)) => h,
+                Ok(None) => break,
+                Err(_) => {
+                    // A server that frames badly cannot be trusted further.
+                    self.server.broken = true;
+                    self.s_scanned = self.sbuf.len();
+                    break;
+                }
+            };
+            let whole = self.sbuf.len() - at >= h.total_len();
+            match h.tag {
+                tag::READY_FOR_QUERY => {
+                    if !whole {
+                        break;
+                    }
+                    self.s_scanned += h.total_len();
+                    self.ready_for_query(at, h.total_len());
+                }
+                tag::PARAMETER_STATUS if h.total_len() <= MAX_INSPECTED => {
+                    if !whole {
+                        break;
+                    }
+                    if let Ok((k, v)) = views::parameter_status(
+                        &self.sbuf[at + frame::HEADER_LEN..at + h.total_len()],
+                    ) {
+                        self.server.params.reported.set(k, v);
+                        self.server.params.applied.set(k, v);
+                        self.desired.set(k, v);
+                    }
+                    self.s_scanned += h.total_len();
+                }
+                _ => {
+                    self.s_scanned += frame::HEADER_LEN;
+                    self.s_remaining = h.body_len;
+                }
+            }
+        }
+    }
+
+    fn ready_for_query(&mut self, at: usize, len: usize) {
+        let status = self
+            .sbuf
+            .get(at + frame::HEADER_LEN)
+            .copied()
+            .and_then(TxStatus::from_byte);
+        let Some(status) = status else {
+            self.server.broken = true;
+            return;
+        };
+        self.track.pending = self.track.pending.saturating_sub(1);
+        self.track.tx = status;
+        self.server.tx_status = status;
+        let batch_done = self.track.pending == 0 && !self.track.unsynced && self.c_remaining == 0;
+        match self.mode {
+            PoolMode::Session => {}
+            PoolMode::Transaction => self.release = batch_done && status == TxStatus::Idle,
+            PoolMode::Statement => {
+                self.release = batch_done;
+                if batch_done && status != TxStatus::Idle {
+                    self.refuse_transaction_block(at, len);
+                }
+            }
+        }
+    }
+
+    /// Statement mode: a statement left a transaction open. The client gets
+    /// an error before its ReadyForQuery, which now reports idle, and the
+    /// server is rolled back before reuse.
+    fn refuse_transaction_block(&mut self, at: usize, len: usize) {
+        let tail = self.sbuf.split_off(at);
+        let mut err = BytesMut::new();
+        build::error_response(
+            &mut err,
+            Severity::Error,
+            sqlstate::FEATURE_NOT_SUPPORTED,
+            "transaction blocks are not allowed in statement pooling mode",
+        );
+        self.sbuf.extend_from_slice(&err);
+        let z = self.sbuf.len();
+        self.sbuf.extend_from_slice(&tail);
+        self.sbuf[z + frame::HEADER_LEN] = TxStatus::Idle.as_byte();
+        self.s_scanned += err.len();
+        debug_assert_eq!(self.s_scanned, z + len);
+        self.track.tx = TxStatus::Idle;
+        self.track.needs_rollback = true;
+    }
+}
+
+fn reserve(buf: &mut BytesMut) {
+    if buf.capacity() - buf.len() < 1024 {
+        buf.reserve(READ_CHUNK);
+    }
+}

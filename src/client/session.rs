@@ -1,0 +1,408 @@
+//! A logged-in client: waits for work, checks out a server connection from
+//! the primary's pool, lets the pump forward until a release point, and
+//! answers locally when no server can take the work.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, BytesMut};
+
+use super::cancel::{CancelKey, CancelTarget};
+use super::io::ClientIo;
+use super::login::welcome;
+use super::pump::{Outcome, Pump, Tracker};
+use super::ClientError;
+use crate::config::PoolMode;
+use crate::pool::{PoolError, Pooled};
+use crate::protocol::build::{self, Severity};
+use crate::protocol::{frame, sqlstate, tag, TxStatus};
+use crate::server::{self, ParamSet};
+use crate::state::{Database, State};
+
+static NEXT_CLIENT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// How long a reset query or rollback may take before the connection is
+/// closed instead of reused.
+const RESET_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub struct Session {
+    pub id: u64,
+    state: Arc<State>,
+    db: Arc<Database>,
+    user: String,
+    mode: PoolMode,
+    io: ClientIo,
+    desired: ParamSet,
+    key: CancelKey,
+    track: Tracker,
+    /// Session mode: the connection held for the client's whole life.
+    held: Option<Pooled>,
+    sbuf: BytesMut,
+    /// Discard client messages up to the next Sync (an error was already
+    /// reported for the batch they belong to).
+    discard_until_sync: bool,
+    /// Bytes of a partly forwarded client message still to be dropped.
+    discard_bytes: usize,
+    /// The server holding this client's open transaction was lost; the
+    /// next batch is told so instead of running outside that transaction.
+    tx_lost: bool,
+}
+
+impl Session {
+    pub(super) async fn start(
+        io: ClientIo,
+        state: Arc<State>,
+        user: String,
+        database: String,
+        desired: ParamSet,
+    ) -> Result<Session, (ClientIo, ClientError)> {
+        let Some(db) = state.databases.get(&database).cloned() else {
+            return Err((io, ClientError::UnknownDatabase(database)));
+        };
+        let mode = db.pool_mode(&user).unwrap_or(state.config.proxy.pool_mode);
+        let key = state.cancels.register();
+        let mut s = Session {
+            id: NEXT_CLIENT_ID.fetch_add(1, Ordering::Relaxed),
+            state,
+            db,
+            user,
+            mode,
+            io,
+            desired,
+            key,
+            track: Tracker::default(),
+            held: None,
+            sbuf: BytesMut::new(),
+            discard_until_sync: false,
+            discard_bytes: 0,
+            tx_lost: false,
+        };
+        match s.first_connection().await {
+            Ok(()) => Ok(s),
+            Err(e) => {
+                let Session { io, .. } = s;
+                Err((io, e))
+            }
+        }
+    }
+
+    /// Checks out a server connection to bring it in line with the client's
+    /// parameters; its report becomes the client's ParameterStatus set.
+    async fn first_connection(&mut self) -> Result<(), ClientError> {
+        let mut conn = self.checkout().await?;
+        self.sync_params(&mut conn).await?;
+        welcome(
+            &mut self.io,
+            &conn.params.reported,
+            self.key.pid,
+            self.key.secret,
+        );
+        self.io.flush().await?;
+        if self.mode == PoolMode::Session {
+            self.set_cancel_target(Some(&conn));
+            self.held = Some(conn);
+        }
+        Ok(())
+    }
+
+    fn deadline(&self) -> Instant {
+        let wait = self.state.config.proxy.query_wait_timeout;
+        let wait = if wait.is_zero() {
+            Duration::from_secs(86_400 * 365)
+        } else {
+            wait
+        };
+        Instant::now() + wait
+    }
+
+    /// A connection to the current primary. A node that refuses connections
+    /// sends us looking for the primary again, once per checkout.
+    async fn checkout(&self) -> Result<Pooled, ClientError> {
+        let deadline = self.deadline();
+        let mut rediscovered = false;
+        loop {
+            let node = self.db.topology.primary().await?;
+            let pool = self
+                .db
+                .pool(&self.user, node)
+                .ok_or_else(|| ClientError::UnknownRole(self.user.clone()))?;
+            match pool.checkout(deadline).await {
+                Ok(c) => return Ok(c),
+                Err(PoolError::Server(e)) if e.is_node_failure() && !rediscovered => {
+                    tracing::warn!(client_id = self.id, node = %pool.spec().node, error = %e, "primary connect failed");
+                    pool.drop_idle();
+                    self.db.topology.primary_failed(node);
+                    rediscovered = true;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    async fn sync_params(&self, conn: &mut Pooled) -> Result<(), ClientError> {
+        if let Some(sql) = conn.params.sync_query(&self.desired) {
+            match tokio::time::timeout(RESET_TIMEOUT, server::simple_query(conn, &sql)).await {
+                Ok(Ok(_)) => conn.params.synced(&self.desired),
+                Ok(Err(e)) => return Err(e.into()),
+                Err(_) => {
+                    conn.broken = true;
+                    return Err(ClientError::Protocol(
+                        "timed out applying session parameters".into(),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn set_cancel_target(&self, conn: Option<&Pooled>) {
+        self.key.entry.set(conn.map(|c| CancelTarget {
+            addr: c.socket_addr,
+            pid: c.backend_pid,
+            secret: c.backend_secret,
+        }));
+    }
+
+    /// The session's life after login.
+    pub async fn run(mut self) {
+        let result = match self.mode {
+            PoolMode::Session => self.run_session_mode().await,
+            PoolMode::Transaction | PoolMode::Statement => self.run_pooled().await,
+        };
+        if let Err(e) = result {
+            if let Some(w) = e.to_wire() {
+                build::error_response(&mut self.io.wbuf, w.severity, &w.code, &w.message);
+            }
+            tracing::debug!(client_id = self.id, error = %e, "client session ended with error");
+        }
+        let _ = self.io.flush().await;
+        if let Some(conn) = self.held.take() {
+            self.return_server(conn).await;
+        }
+    }
+
+    async fn run_session_mode(&mut self) -> Result<(), ClientError> {
+        let Some(mut conn) = self.held.take() else {
+            return Err(ClientError::Protocol(
+                "session has no server connection".into(),
+            ));
+        };
+        let outcome = self.pump(&mut conn).await;
+        let result = match outcome {
+            Outcome::ClientGone | Outcome::Released => Ok(()),
+            Outcome::ServerGone(e) => {
+                conn.broken = true;
+                tracing::warn!(client_id = self.id, error = ?e, "server connection lost in session mode");
+                Err(ClientError::Server(server::ServerError::Closed))
+            }
+            Outcome::ClientProtocol(v) => Err(ClientError::Protocol(v.to_string())),
+        };
+        self.held = Some(conn);
+        result
+    }
+
+    async fn run_pooled(&mut self) -> Result<(), ClientError> {
+        loop {
+            if self.discard_until_sync || self.discard_bytes > 0 {
+                self.discard_local();
+            }
+            if self.io.rbuf.len() < frame::HEADER_LEN
+                || self.discard_until_sync
+                || self.discard_bytes > 0
+            {
+                self.io.flush().await?;
+                self.io.shrink_idle();
+                match self.io.read_more().await {
+                    Ok(_) => continue,
+                    Err(ClientError::Closed) => return Ok(()),
+                    Err(e) => return Err(e),
+                }
+            }
+            match self.io.rbuf[0] {
+                tag::TERMINATE => return Ok(()),
+                _ if self.tx_lost => {
+                    self.tx_lost = false;
+                    self.fail_batch(
+                        sqlstate::CONNECTION_FAILURE,
+                        "pgferry: the server connection holding this transaction was lost; the transaction was rolled back",
+                    )?;
+                    continue;
+                }
+                _ => {}
+            }
+            let mut conn = match self.checkout().await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(client_id = self.id, error = %e, "no server connection for client");
+                    let w = e.to_wire();
+                    let (code, msg) = w.map(|w| (w.code, w.message)).unwrap_or_default();
+                    self.fail_batch(&code, &msg)?;
+                    continue;
+                }
+            };
+            if let Err(e) = self.sync_params(&mut conn).await {
+                let w = e.to_wire();
+                let (code, msg) = w.map(|w| (w.code, w.message)).unwrap_or_default();
+                self.fail_batch(&code, &msg)?;
+                continue;
+            }
+            self.set_cancel_target(Some(&conn));
+            let outcome = self.pump(&mut conn).await;
+            self.set_cancel_target(None);
+            match outcome {
+                Outcome::Released => {
+                    if self.track.needs_rollback {
+                        self.track.needs_rollback = false;
+                        rollback(&mut conn).await;
+                    }
+                }
+                Outcome::ClientGone => {
+                    self.abandon(conn);
+                    return Ok(());
+                }
+                Outcome::ServerGone(e) => {
+                    tracing::warn!(client_id = self.id, server_id = conn.id, error = ?e, "server connection lost mid-request");
+                    conn.broken = true;
+                    drop(conn);
+                    self.server_lost();
+                }
+                Outcome::ClientProtocol(v) => {
+                    self.abandon(conn);
+                    return Err(ClientError::Protocol(v.to_string()));
+                }
+            }
+        }
+    }
+
+    async fn pump(&mut self, conn: &mut Pooled) -> Outcome {
+        let max = self.state.config.proxy.max_message_size;
+        Pump::new(
+            &mut self.io,
+            conn,
+            &mut self.track,
+            &mut self.desired,
+            self.mode,
+            max,
+            &mut self.sbuf,
+        )
+        .run()
+        .await
+    }
+
+    /// The client left (or broke the protocol) while holding `conn`. A
+    /// connection with work in flight is cancelled and closed, never reused.
+    fn abandon(&mut self, mut conn: Pooled) {
+        if self.track.pending > 0 {
+            let (addr, pid, secret) = (conn.socket_addr, conn.backend_pid, conn.backend_secret);
+            let timeout = self.state.config.proxy.server_connect_timeout;
+            tokio::spawn(server::send_cancel(addr, pid, secret, timeout));
+        }
+        if !self.track.is_clean() {
+            conn.broken = true;
+        }
+    }
+
+    /// The server went away mid-request. Every outstanding sync point gets
+    /// an error and ReadyForQuery; an unfinished batch is discarded up to its
+    /// Sync; an open transaction is reported lost on the next request.
+    fn server_lost(&mut self) {
+        const MSG: &str = "pgferry: server connection lost while running this request";
+        for _ in 0..self.track.pending {
+            build::error_response(
+                &mut self.io.wbuf,
+                Severity::Error,
+                sqlstate::CONNECTION_FAILURE,
+                MSG,
+            );
+            build::ready_for_query(&mut self.io.wbuf, TxStatus::Idle);
+        }
+        if self.track.unsynced {
+            build::error_response(
+                &mut self.io.wbuf,
+                Severity::Error,
+                sqlstate::CONNECTION_FAILURE,
+                MSG,
+            );
+            self.discard_until_sync = true;
+        } else if self.track.pending == 0 && self.track.tx != TxStatus::Idle {
+            self.tx_lost = true;
+        }
+        self.discard_bytes = self.track.partial;
+        self.track = Tracker::default();
+    }
+
+    /// Answers the batch at the head of the client's buffer with an error,
+    /// without a server.
+    fn fail_batch(&mut self, code: &str, message: &str) -> Result<(), ClientError> {
+        let Some(h) = frame::header(&self.io.rbuf, self.state.config.proxy.max_message_size)?
+        else {
+            return Ok(());
+        };
+        build::error_response(&mut self.io.wbuf, Severity::Error, code, message);
+        match h.tag {
+            tag::QUERY | tag::FUNCTION_CALL => {
+                self.discard_bytes = h.total_len();
+                build::ready_for_query(&mut self.io.wbuf, TxStatus::Idle);
+            }
+            _ => self.discard_until_sync = true,
+        }
+        self.discard_local();
+        Ok(())
+    }
+
+    /// Consumes client input that belongs to a failed batch.
+    fn discard_local(&mut self) {
+        loop {
+            if self.discard_bytes > 0 {
+                let n = self.discard_bytes.min(self.io.rbuf.len());
+                self.io.rbuf.advance(n);
+                self.discard_bytes -= n;
+                if self.discard_bytes > 0 {
+                    return;
+                }
+            }
+            if !self.discard_until_sync {
+                return;
+            }
+            let Ok(Some(h)) = frame::header(&self.io.rbuf, usize::MAX) else {
+                return;
+            };
+            if h.tag == tag::TERMINATE {
+                return;
+            }
+            if h.tag == tag::SYNC {
+                self.discard_until_sync = false;
+                build::ready_for_query(&mut self.io.wbuf, TxStatus::Idle);
+            }
+            self.discard_bytes = h.total_len();
+        }
+    }
+
+    /// Session end: a clean connection is reset and returned, anything else
+    /// is closed.
+    async fn return_server(&mut self, mut conn: Pooled) {
+        if !self.track.is_clean() || conn.broken {
+            self.abandon(conn);
+            return;
+        }
+        let reset = self.state.config.proxy.server_reset_query.clone();
+        if !reset.is_empty() {
+            match tokio::time::timeout(RESET_TIMEOUT, server::simple_query(&mut conn, &reset)).await
+            {
+                Ok(Ok(_)) => {
+                    // DISCARD ALL / RESET ALL return every setting to its default.
+                    conn.params.applied = ParamSet::new();
+                }
+                _ => conn.broken = true,
+            }
+        }
+    }
+}
+
+async fn rollback(conn: &mut Pooled) {
+    match tokio::time::timeout(RESET_TIMEOUT, server::simple_query(conn, "ROLLBACK")).await {
+        Ok(Ok(_)) if conn.tx_status == TxStatus::Idle => {}
+        _ => conn.broken = true,
+    }
+}

@@ -1,0 +1,356 @@
+//! pgferry's configuration: a TOML file loaded into an immutable, validated [`Config`].
+//!
+//! Loading never stops at the first mistake: [`Config::parse`] walks the whole file and returns
+//! every problem with its key path (`proxy.pool_mode: expected one of ...`), so an operator can
+//! fix a config in one pass and a reload can say exactly why it kept the old config.
+//! `config/pgferry.toml` in the repository documents every key.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+mod parse;
+mod schema;
+mod walk;
+
+pub use parse::parse_duration;
+
+use walk::{keyword_from_str, keyword_name, Keyword};
+
+/// A loaded and validated configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    pub proxy: ProxyConfig,
+    pub log: LogConfig,
+    /// Never empty: pgferry logs in to Postgres as these users.
+    pub users: Vec<UserConfig>,
+    /// Keyed by the database name clients ask for.
+    pub databases: BTreeMap<String, DatabaseConfig>,
+}
+
+impl Config {
+    /// Reads and validates the file at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::parse(&text)
+    }
+
+    /// Parses and validates config text, reporting every problem found.
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        let table: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| ConfigError::Invalid(vec![syntax_problem(text, &e)]))?;
+        schema::build(table).map_err(ConfigError::Invalid)
+    }
+
+    pub fn user(&self, name: &str) -> Option<&UserConfig> {
+        self.users.iter().find(|u| u.name == name)
+    }
+
+    /// The most specific setting wins: the user's, then the database's, then `[proxy]`'s.
+    pub fn pool_mode_for(&self, db: &str, user: &str) -> PoolMode {
+        self.user(user)
+            .and_then(|u| u.pool_mode)
+            .or_else(|| self.databases.get(db).and_then(|d| d.pool_mode))
+            .unwrap_or(self.proxy.pool_mode)
+    }
+
+    /// Same precedence as [`Config::pool_mode_for`].
+    pub fn pool_size_for(&self, db: &str, user: &str) -> usize {
+        self.user(user)
+            .and_then(|u| u.pool_size)
+            .or_else(|| self.databases.get(db).and_then(|d| d.pool_size))
+            .unwrap_or(self.proxy.default_pool_size)
+    }
+}
+
+/// A TOML syntax error ends parsing, so it is the only problem; it is located by line and column
+/// (1-based, counted in characters) because there is no key path yet.
+fn syntax_problem(text: &str, error: &toml::de::Error) -> Problem {
+    let path = match error.span() {
+        Some(span) => {
+            let before = text.get(..span.start).unwrap_or(text);
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            format!("line {line}, column {column}")
+        }
+        None => "TOML".to_owned(),
+    };
+    Problem {
+        path,
+        message: format!("TOML syntax error: {}", error.message().trim()),
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid configuration:{}", ProblemLines(.0))]
+    Invalid(Vec<Problem>),
+}
+
+/// Formats problems one per line, each on a new line after the heading.
+struct ProblemLines<'a>(&'a [Problem]);
+
+impl fmt::Display for ProblemLines<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.iter().try_for_each(|p| write!(f, "\n  {p}"))
+    }
+}
+
+/// One thing wrong with the config, at a key path like `databases.app.hosts[1]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    pub path: String,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+/// The `[proxy]` table. Field docs give the TOML key's default.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProxyConfig {
+    /// `listen`, default "127.0.0.1:6432".
+    pub listen: SocketAddr,
+    /// `pool_mode`, default "transaction".
+    pub pool_mode: PoolMode,
+    /// `default_pool_size`, default 20; server connections per (database, user, node).
+    pub default_pool_size: usize,
+    /// `max_client_conn`, default 10000.
+    pub max_client_conn: usize,
+    /// `auth_method`, default "scram-sha-256".
+    pub auth_method: AuthMethod,
+    /// `query_wait_timeout`, default "120s": how long a client may wait for a server connection.
+    /// Zero means no limit.
+    pub query_wait_timeout: Duration,
+    /// `client_login_timeout`, default "60s": startup + authentication. Zero means no limit.
+    pub client_login_timeout: Duration,
+    /// `server_connect_timeout`, default "15s": connect + authenticate to Postgres.
+    pub server_connect_timeout: Duration,
+    /// `server_reset_query`, default "DISCARD ALL"; run in session mode before a server
+    /// connection is reused. Empty disables it.
+    pub server_reset_query: String,
+    /// `max_message_size` in bytes, default 64 MiB; 1024 ..= i32::MAX.
+    pub max_message_size: usize,
+    /// `workers`: tokio worker threads, default 0 = number of cores.
+    pub workers: usize,
+    /// `monitor_user`: the user that probes hosts for the primary. After loading this is always
+    /// `Some`: it defaults to the first `[[users]]` entry and must name a configured user.
+    pub monitor_user: Option<String>,
+    /// `tcp_keepalive`, default true.
+    pub tcp_keepalive: bool,
+}
+
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        ProxyConfig {
+            listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 6432)),
+            pool_mode: PoolMode::Transaction,
+            default_pool_size: 20,
+            max_client_conn: 10_000,
+            auth_method: AuthMethod::ScramSha256,
+            query_wait_timeout: Duration::from_secs(120),
+            client_login_timeout: Duration::from_secs(60),
+            server_connect_timeout: Duration::from_secs(15),
+            server_reset_query: "DISCARD ALL".to_owned(),
+            max_message_size: 64 * 1024 * 1024,
+            workers: 0,
+            monitor_user: None,
+            tcp_keepalive: true,
+        }
+    }
+}
+
+/// The `[log]` table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogConfig {
+    /// One of [`LogConfig::LEVELS`]; default "info".
+    pub level: String,
+    pub format: LogFormat,
+}
+
+impl LogConfig {
+    pub const LEVELS: &'static [&'static str] = &["error", "warn", "info", "debug", "trace"];
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: "info".to_owned(),
+            format: LogFormat::Plain,
+        }
+    }
+}
+
+/// When a server connection goes back to the pool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PoolMode {
+    /// When the client disconnects.
+    Session,
+    /// When a transaction ends.
+    Transaction,
+    /// After every statement; multi-statement transactions are not possible.
+    Statement,
+}
+
+impl Keyword for PoolMode {
+    const CHOICES: &'static [(&'static str, Self)] = &[
+        ("session", PoolMode::Session),
+        ("transaction", PoolMode::Transaction),
+        ("statement", PoolMode::Statement),
+    ];
+}
+
+/// How clients prove who they are to pgferry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AuthMethod {
+    ScramSha256,
+    Md5,
+    Trust,
+}
+
+impl Keyword for AuthMethod {
+    const CHOICES: &'static [(&'static str, Self)] = &[
+        ("scram-sha-256", AuthMethod::ScramSha256),
+        ("md5", AuthMethod::Md5),
+        ("trust", AuthMethod::Trust),
+    ];
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LogFormat {
+    Plain,
+    Json,
+}
+
+impl Keyword for LogFormat {
+    const CHOICES: &'static [(&'static str, Self)] =
+        &[("plain", LogFormat::Plain), ("json", LogFormat::Json)];
+}
+
+/// Display and `FromStr` use the spelling in the config file.
+macro_rules! keyword_text {
+    ($($ty:ty),*) => {$(
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(keyword_name(*self))
+            }
+        }
+
+        impl FromStr for $ty {
+            type Err = String;
+
+            fn from_str(s: &str) -> Result<Self, String> {
+                keyword_from_str(s)
+            }
+        }
+    )*};
+}
+
+keyword_text!(PoolMode, AuthMethod, LogFormat);
+
+/// One `[[users]]` entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserConfig {
+    pub name: String,
+    /// `None` is only useful with `auth_method = "trust"`.
+    pub password: Option<Password>,
+    pub pool_mode: Option<PoolMode>,
+    pub pool_size: Option<usize>,
+}
+
+/// A user's password, classified from its form in the config. Debug and Display never show it.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Password {
+    Plain(String),
+    /// "md5" followed by 32 lowercase hex digits, as in `pg_authid`; includes the prefix.
+    Md5(String),
+    /// A full "SCRAM-SHA-256$..." secret as in `pg_authid`.
+    Scram(String),
+}
+
+impl Password {
+    /// The secret itself, for the auth code. Keep it out of logs.
+    pub fn expose(&self) -> &str {
+        match self {
+            Password::Plain(s) | Password::Md5(s) | Password::Scram(s) => s,
+        }
+    }
+
+    fn variant(&self) -> &'static str {
+        match self {
+            Password::Plain(_) => "Plain",
+            Password::Md5(_) => "Md5",
+            Password::Scram(_) => "Scram",
+        }
+    }
+}
+
+// Hand-written so that logging a Config (or any struct holding one) cannot leak a secret.
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Password::{}(<redacted>)", self.variant())
+    }
+}
+
+impl fmt::Display for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+/// One `[databases.NAME]` table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DatabaseConfig {
+    /// Never empty and without duplicates; pgferry finds which one is the primary.
+    pub hosts: Vec<HostAddr>,
+    /// The database name on the server; defaults to the table key.
+    pub dbname: String,
+    pub pool_size: Option<usize>,
+    pub pool_mode: Option<PoolMode>,
+}
+
+/// A Postgres server address. `host` is an IPv4 address, an IPv6 address without brackets
+/// (normalised), or a lowercased DNS name.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct HostAddr {
+    pub host: String,
+    pub port: u16,
+}
+
+impl fmt::Display for HostAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// Accepts the same forms as the `hosts` key.
+impl FromStr for HostAddr {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        parse::parse_host(s)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests;

@@ -1,0 +1,191 @@
+//! The shape of the config file: which keys each table has, their types and defaults, and the
+//! checks that span several tables.
+//!
+//! Adding a key is one line in the struct literal of its section. The fields are evaluated in
+//! order, so problems come out in the order the keys are listed here.
+
+use std::collections::{BTreeMap, HashSet};
+
+use toml::{Table, Value};
+
+use super::parse::{parse_host, parse_listen};
+use super::walk::{Problems, Walker};
+use super::{Config, DatabaseConfig, LogConfig, Password, Problem, ProxyConfig, UserConfig};
+
+/// The protocol's length field is an i32, so no message can be larger.
+const MAX_MESSAGE: u64 = i32::MAX as u64;
+
+pub(super) fn build(table: Table) -> Result<Config, Vec<Problem>> {
+    let problems = Problems::default();
+    let mut root = Walker::new(String::new(), table, &problems);
+
+    let mut proxy = root.table("proxy").map(proxy).unwrap_or_default();
+    let log = root.table("log").map(log).unwrap_or_default();
+
+    // A wrong type for `users` or its entries is reported by the walker; only an absent or
+    // empty list is a problem of its own.
+    let no_users = match root.peek("users") {
+        None => true,
+        Some(Value::Array(entries)) => entries.is_empty(),
+        Some(_) => false,
+    };
+    let user_tables = root.array_of_tables("users");
+    if no_users {
+        problems.report(
+            "users",
+            "at least one [[users]] entry is required (pgferry logs in to Postgres as these users)",
+        );
+    }
+    let users = users(user_tables.unwrap_or_default());
+
+    let databases = root.table("databases").map(databases).unwrap_or_default();
+    root.finish();
+
+    match &proxy.monitor_user {
+        None => proxy.monitor_user = users.first().map(|u| u.name.clone()),
+        Some(name) if !users.iter().any(|u| &u.name == name) => problems.report(
+            "proxy.monitor_user",
+            format!("unknown user {name:?} (not in [[users]])"),
+        ),
+        Some(_) => {}
+    }
+
+    let problems = problems.into_vec();
+    if problems.is_empty() {
+        Ok(Config {
+            proxy,
+            log,
+            users,
+            databases,
+        })
+    } else {
+        Err(problems)
+    }
+}
+
+fn proxy(mut w: Walker<'_>) -> ProxyConfig {
+    let d = ProxyConfig::default();
+    // Kept one key per line so the schema reads as a table; rustfmt would wrap the long ones.
+    #[rustfmt::skip]
+    let proxy = ProxyConfig {
+        listen:                 w.parsed("listen", parse_listen).unwrap_or(d.listen),
+        pool_mode:              w.keyword("pool_mode").unwrap_or(d.pool_mode),
+        default_pool_size:      w.count("default_pool_size", 1).unwrap_or(d.default_pool_size),
+        max_client_conn:        w.count("max_client_conn", 1).unwrap_or(d.max_client_conn),
+        auth_method:            w.keyword("auth_method").unwrap_or(d.auth_method),
+        query_wait_timeout:     w.duration("query_wait_timeout").unwrap_or(d.query_wait_timeout),
+        client_login_timeout:   w.duration("client_login_timeout").unwrap_or(d.client_login_timeout),
+        server_connect_timeout: w.duration("server_connect_timeout").unwrap_or(d.server_connect_timeout),
+        server_reset_query:     w.string("server_reset_query").unwrap_or(d.server_reset_query),
+        max_message_size:       w.byte_size("max_message_size", 1024, MAX_MESSAGE).unwrap_or(d.max_message_size),
+        workers:                w.count("workers", 0).unwrap_or(d.workers),
+        monitor_user:           w.string("monitor_user").or(d.monitor_user),
+        tcp_keepalive:          w.bool("tcp_keepalive").unwrap_or(d.tcp_keepalive),
+    };
+    w.finish();
+    proxy
+}
+
+fn log(mut w: Walker<'_>) -> LogConfig {
+    let d = LogConfig::default();
+    let log = LogConfig {
+        level: w.one_of("level", LogConfig::LEVELS).unwrap_or(d.level),
+        format: w.keyword("format").unwrap_or(d.format),
+    };
+    w.finish();
+    log
+}
+
+/// Users without a valid, unique name are reported and left out.
+fn users(tables: Vec<Walker<'_>>) -> Vec<UserConfig> {
+    let mut users: Vec<UserConfig> = Vec::new();
+    for mut w in tables {
+        w.require("name");
+        let name = w
+            .string("name")
+            .filter(|name| match name_problem(name, &users) {
+                Some(problem) => {
+                    w.report("name", problem);
+                    false
+                }
+                None => true,
+            });
+        let password = w.parsed("password", password);
+        let pool_mode = w.keyword("pool_mode");
+        let pool_size = w.count("pool_size", 1);
+        w.finish();
+        if let Some(name) = name {
+            users.push(UserConfig {
+                name,
+                password,
+                pool_mode,
+                pool_size,
+            });
+        }
+    }
+    users
+}
+
+fn name_problem(name: &str, users: &[UserConfig]) -> Option<String> {
+    if name.is_empty() {
+        Some("user name must not be empty".to_owned())
+    } else if users.iter().any(|u| u.name == name) {
+        Some(format!("duplicate user {name:?}"))
+    } else {
+        None
+    }
+}
+
+fn password(s: &str) -> Result<Password, String> {
+    if s.is_empty() {
+        // Postgres refuses empty passwords too; leaving the key out is how to say "none".
+        return Err("must not be empty (leave the key out for no password)".to_owned());
+    }
+    Password::parse(s)
+}
+
+fn databases(mut w: Walker<'_>) -> BTreeMap<String, DatabaseConfig> {
+    let mut databases = BTreeMap::new();
+    for (name, db) in w.named_tables("[databases.NAME]") {
+        let config = database(&name, db);
+        databases.insert(name, config);
+    }
+    w.finish();
+    databases
+}
+
+fn database(name: &str, mut w: Walker<'_>) -> DatabaseConfig {
+    if name.is_empty() {
+        w.problems()
+            .report(w.path(), "database name must not be empty");
+    }
+    if w.require("hosts") && matches!(w.peek("hosts"), Some(Value::Array(a)) if a.is_empty()) {
+        w.report("hosts", "must list at least one host");
+    }
+    let hosts = w.list("hosts", parse_host).unwrap_or_default();
+    let mut seen = HashSet::new();
+    for (path, host) in &hosts {
+        if !seen.insert(host) {
+            w.problems()
+                .report(path, format!("duplicate host \"{host}\""));
+        }
+    }
+    let dbname = w.string("dbname").filter(|dbname| {
+        let empty = dbname.is_empty();
+        if empty {
+            w.report(
+                "dbname",
+                "must not be empty (leave the key out to use the table name)",
+            );
+        }
+        !empty
+    });
+    let config = DatabaseConfig {
+        hosts: hosts.into_iter().map(|(_, host)| host).collect(),
+        dbname: dbname.unwrap_or_else(|| name.to_owned()),
+        pool_size: w.count("pool_size", 1),
+        pool_mode: w.keyword("pool_mode"),
+    };
+    w.finish();
+    config
+}

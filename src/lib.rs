@@ -1,0 +1,20 @@
+//! pgferry: a Postgres connection-routing proxy with pooling.
+//!
+//! The module tree follows a connection's life: `client` accepts and
+//! authenticates, `topology` knows which node is primary, `pool` lends
+//! server connections, `server` speaks to Postgres, `protocol` holds the
+//! sans-IO wire format. `app` wires them together.
+
+#![deny(unsafe_code)]
+#![warn(clippy::unwrap_used, clippy::expect_used)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod app;
+pub mod auth;
+pub mod client;
+pub mod config;
+pub mod pool;
+pub mod protocol;
+pub mod server;
+pub mod state;
+pub mod topology;

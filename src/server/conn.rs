@@ -1,0 +1,72 @@
+//! One server connection and what pgferry knows about it.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use futures_util::FutureExt;
+use tokio::io::Interest;
+use tokio::net::TcpStream;
+
+use super::params::ServerParams;
+use crate::config::HostAddr;
+use crate::protocol::TxStatus;
+
+/// Plain per-connection counters; folded into pool stats by their owner, so
+/// nothing shared is touched per message.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ServerStats {
+    pub transactions: u64,
+    pub queries: u64,
+}
+
+pub struct ServerConn {
+    pub stream: TcpStream,
+    pub id: u64,
+    pub node: HostAddr,
+    /// The address actually connected to, where CancelRequests go.
+    pub socket_addr: SocketAddr,
+    pub backend_pid: u32,
+    pub backend_secret: u32,
+    pub params: ServerParams,
+    pub tx_status: TxStatus,
+    /// Set when the connection's protocol state is unknown (I/O failed, a
+    /// client left mid-transaction): such a connection is closed, never reused.
+    pub broken: bool,
+    pub created: Instant,
+    pub last_used: Instant,
+    pub stats: ServerStats,
+}
+
+impl std::fmt::Debug for ServerConn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerConn")
+            .field("id", &self.id)
+            .field("node", &self.node)
+            .field("backend_pid", &self.backend_pid)
+            .field("tx_status", &self.tx_status)
+            .field("broken", &self.broken)
+            .finish()
+    }
+}
+
+impl ServerConn {
+    /// Whether the connection can be handed out again: idle, not broken, and
+    /// the server has not closed it or sent anything while it sat in the pool
+    /// (an idle server only speaks to say it is going away).
+    ///
+    /// The readiness check costs no system call unless the runtime has seen
+    /// the socket become readable.
+    pub fn is_reusable(&mut self) -> bool {
+        if self.broken || self.tx_status != TxStatus::Idle {
+            return false;
+        }
+        match self.stream.ready(Interest::READABLE).now_or_never() {
+            None => true,
+            Some(Err(_)) => false,
+            Some(Ok(_)) => {
+                let mut probe = [0u8; 1];
+                matches!(self.stream.try_read(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+            }
+        }
+    }
+}

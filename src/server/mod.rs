@@ -1,0 +1,15 @@
+//! The Postgres side: connecting and authenticating as a configured user,
+//! the state of one server connection, and the internal queries pgferry runs
+//! on it (parameter sync, reset, probes).
+
+mod conn;
+mod connect;
+mod error;
+mod internal;
+pub mod params;
+
+pub use conn::{ServerConn, ServerStats};
+pub use connect::{connect, send_cancel, ConnectSpec};
+pub use error::ServerError;
+pub use internal::simple_query;
+pub use params::ParamSet;

@@ -1,0 +1,150 @@
+//! Session parameters: what a client wants, what a server connection has, and
+//! the one query that brings a server connection in line with a client.
+
+use std::fmt::Write;
+
+/// A small ordered map of GUC names (case-insensitive) to values. Linear
+/// search beats hashing for the dozen entries a session has.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ParamSet(Vec<(String, String)>);
+
+impl ParamSet {
+    pub fn new() -> ParamSet {
+        ParamSet(Vec::new())
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn set(&mut self, name: &str, value: &str) {
+        match self
+            .0
+            .iter_mut()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        {
+            Some((_, v)) => {
+                if v != value {
+                    value.clone_into(v);
+                }
+            }
+            None => self.0.push((name.to_owned(), value.to_owned())),
+        }
+    }
+
+    pub fn remove(&mut self, name: &str) {
+        self.0.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// Parameters of one server connection.
+#[derive(Debug, Clone, Default)]
+pub struct ServerParams {
+    /// Everything the server reported with ParameterStatus.
+    pub reported: ParamSet,
+    /// Values pgferry (or a client, seen through ParameterStatus) set on this
+    /// connection on top of its startup defaults.
+    pub applied: ParamSet,
+}
+
+impl ServerParams {
+    fn current(&self, name: &str) -> Option<&str> {
+        self.applied.get(name).or_else(|| self.reported.get(name))
+    }
+
+    /// The query that makes this connection match `desired`, or None when it
+    /// already does. Parameters applied for an earlier client that this one
+    /// did not ask for are reset to the server's defaults.
+    pub fn sync_query(&self, desired: &ParamSet) -> Option<String> {
+        let mut sql = String::new();
+        for (name, value) in desired.iter() {
+            if self.current(name) != Some(value) {
+                let _ = write!(sql, "SET {} = {};", quote_ident(name), quote_literal(value));
+            }
+        }
+        for (name, _) in self.applied.iter() {
+            if desired.get(name).is_none() {
+                let _ = write!(sql, "RESET {};", quote_ident(name));
+            }
+        }
+        (!sql.is_empty()).then_some(sql)
+    }
+
+    /// Records that `sync_query(desired)` ran successfully.
+    pub fn synced(&mut self, desired: &ParamSet) {
+        self.applied = desired.clone();
+    }
+}
+
+pub fn quote_ident(name: &str) -> String {
+    // GUC names are case-insensitive; lower-case them so quoting keeps them valid.
+    let lower = name.to_ascii_lowercase();
+    if lower
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'.')
+    {
+        lower
+    } else {
+        format!("\"{}\"", lower.replace('"', "\"\""))
+    }
+}
+
+pub fn quote_literal(value: &str) -> String {
+    let escaped = value.replace('\'', "''");
+    if value.contains('\\') {
+        format!("E'{}'", escaped.replace('\\', "\\\\"))
+    } else {
+        format!("'{escaped}'")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(pairs: &[(&str, &str)]) -> ParamSet {
+        let mut p = ParamSet::new();
+        for (k, v) in pairs {
+            p.set(k, v);
+        }
+        p
+    }
+
+    #[test]
+    fn no_query_when_in_line() {
+        let s = ServerParams {
+            reported: set(&[("client_encoding", "UTF8"), ("TimeZone", "UTC")]),
+            applied: ParamSet::new(),
+        };
+        assert_eq!(s.sync_query(&set(&[("client_encoding", "UTF8")])), None);
+        assert_eq!(s.sync_query(&set(&[("timezone", "UTC")])), None);
+    }
+
+    #[test]
+    fn sets_differences_and_resets_leftovers() {
+        let s = ServerParams {
+            reported: set(&[("application_name", "")]),
+            applied: set(&[("search_path", "a"), ("application_name", "old")]),
+        };
+        let q = s.sync_query(&set(&[("application_name", "it's")])).unwrap();
+        assert_eq!(q, "SET application_name = 'it''s';RESET search_path;");
+    }
+
+    #[test]
+    fn quoting() {
+        assert_eq!(quote_ident("DateStyle"), "datestyle");
+        assert_eq!(quote_ident("my-guc"), "\"my-guc\"");
+        assert_eq!(quote_literal("a\\b"), "E'a\\\\b'");
+    }
+}

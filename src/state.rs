@@ -1,0 +1,159 @@
+//! The shared runtime state built from one validated config: users with
+//! their authentication material, and per database its topology and pools.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use rand::RngCore;
+
+use crate::auth::md5;
+use crate::auth::secret::ScramSecret;
+use crate::client::cancel::CancelRegistry;
+use crate::config::{Config, Password, PoolMode};
+use crate::pool::Pool;
+use crate::server::ConnectSpec;
+use crate::topology::Topology;
+
+/// What pgferry can verify a client's password against.
+pub struct UserAuth {
+    pub name: String,
+    pub scram: Option<ScramSecret>,
+    /// The "md5..." hash.
+    pub md5: Option<String>,
+}
+
+pub struct Database {
+    pub name: String,
+    pub topology: Arc<Topology>,
+    /// Per user: one pool per node, indexed like the hosts list.
+    pools: HashMap<String, Vec<Arc<Pool>>>,
+    pool_modes: HashMap<String, PoolMode>,
+}
+
+impl Database {
+    pub fn pool(&self, user: &str, node: usize) -> Option<&Arc<Pool>> {
+        self.pools.get(user).and_then(|p| p.get(node))
+    }
+
+    pub fn pool_mode(&self, user: &str) -> Option<PoolMode> {
+        self.pool_modes.get(user).copied()
+    }
+
+    pub fn pools(&self) -> impl Iterator<Item = &Arc<Pool>> {
+        self.pools.values().flatten()
+    }
+}
+
+pub struct State {
+    pub config: Arc<Config>,
+    pub users: HashMap<String, UserAuth>,
+    pub databases: HashMap<String, Arc<Database>>,
+    pub cancels: Arc<CancelRegistry>,
+    /// Key for fake SCRAM salts of unknown users (see ScramSecret::mock).
+    pub mock_key: [u8; 32],
+}
+
+impl State {
+    pub fn build(config: Config) -> State {
+        let config = Arc::new(config);
+        let users = config
+            .users
+            .iter()
+            .map(|u| (u.name.clone(), user_auth(&u.name, u.password.as_ref())))
+            .collect();
+        let databases = config
+            .databases
+            .keys()
+            .map(|name| (name.clone(), Arc::new(build_database(&config, name))))
+            .collect();
+        let mut mock_key = [0u8; 32];
+        rand::thread_rng().fill_bytes(&mut mock_key);
+        State {
+            config,
+            users,
+            databases,
+            cancels: Arc::new(CancelRegistry::default()),
+            mock_key,
+        }
+    }
+}
+
+fn user_auth(name: &str, password: Option<&Password>) -> UserAuth {
+    match password {
+        Some(Password::Plain(p)) => UserAuth {
+            name: name.to_owned(),
+            scram: Some(ScramSecret::generate(p)),
+            md5: Some(md5::password_hash(name, p)),
+        },
+        Some(Password::Md5(h)) => UserAuth {
+            name: name.to_owned(),
+            scram: None,
+            md5: Some(h.clone()),
+        },
+        Some(Password::Scram(s)) => UserAuth {
+            name: name.to_owned(),
+            scram: ScramSecret::parse(s).ok(),
+            md5: None,
+        },
+        None => UserAuth {
+            name: name.to_owned(),
+            scram: None,
+            md5: None,
+        },
+    }
+}
+
+fn spec(
+    config: &Config,
+    dbname: &str,
+    user: &crate::config::UserConfig,
+    node: &crate::config::HostAddr,
+) -> ConnectSpec {
+    ConnectSpec {
+        node: node.clone(),
+        user: user.name.clone(),
+        database: dbname.to_owned(),
+        password: user.password.clone(),
+        connect_timeout: config.proxy.server_connect_timeout,
+        keepalive: config.proxy.tcp_keepalive,
+    }
+}
+
+fn build_database(config: &Config, name: &str) -> Database {
+    let db = &config.databases[name];
+    let monitor = config
+        .proxy
+        .monitor_user
+        .as_deref()
+        .and_then(|m| config.user(m))
+        .or_else(|| config.users.first());
+    let mut pools = HashMap::new();
+    let mut pool_modes = HashMap::new();
+    for user in &config.users {
+        let size = config.pool_size_for(name, &user.name);
+        let per_node = db
+            .hosts
+            .iter()
+            .map(|h| Pool::new(spec(config, &db.dbname, user, h), size))
+            .collect();
+        pools.insert(user.name.clone(), per_node);
+        pool_modes.insert(user.name.clone(), config.pool_mode_for(name, &user.name));
+    }
+    let probe_spec = match monitor {
+        Some(u) => spec(config, &db.dbname, u, &db.hosts[0]),
+        None => ConnectSpec {
+            node: db.hosts[0].clone(),
+            user: String::new(),
+            database: db.dbname.clone(),
+            password: None,
+            connect_timeout: config.proxy.server_connect_timeout,
+            keepalive: false,
+        },
+    };
+    Database {
+        name: name.to_owned(),
+        topology: Topology::new(db.hosts.clone(), probe_spec),
+        pools,
+        pool_modes,
+    }
+}
