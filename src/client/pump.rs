@@ -400,6 +400,15 @@ impl<'a> Pump<'a> {
     }
 }
 
+impl From<ClientViolation> for super::ClientError {
+    fn from(v: ClientViolation) -> Self {
+        match v {
+            ClientViolation::Frame(e) => super::ClientError::Frame(e),
+            ClientViolation::BadTag(t) => super::ClientError::UnexpectedMessage(t),
+        }
+    }
+}
+
 fn reserve(buf: &mut BytesMut) {
     if buf.capacity() - buf.len() < 1024 {
         buf.reserve(READ_CHUNK);

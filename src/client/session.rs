@@ -196,7 +196,7 @@ impl Session {
                 tracing::warn!(client_id = self.id, error = ?e, "server connection lost in session mode");
                 Err(ClientError::Server(server::ServerError::Closed))
             }
-            Outcome::ClientProtocol(v) => Err(ClientError::Protocol(v.to_string())),
+            Outcome::ClientProtocol(v) => Err(v.into()),
         };
         self.held = Some(conn);
         result
@@ -269,7 +269,7 @@ impl Session {
                 }
                 Outcome::ClientProtocol(v) => {
                     self.abandon(conn);
-                    return Err(ClientError::Protocol(v.to_string()));
+                    return Err(v.into());
                 }
             }
         }
