@@ -360,7 +360,7 @@ async fn dead_server_connections_are_discarded_not_handed_out() {
     );
     tokio::time::sleep(Duration::from_millis(300)).await;
     for cl in &clients {
-        let r = try_one(&cl, "SELECT 7")
+        let r = try_one(cl, "SELECT 7")
             .await
             .expect("a fresh server connection must be used");
         assert_eq!(r.get::<_, i32>(0), 7);

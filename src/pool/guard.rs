@@ -11,25 +11,27 @@ use crate::server::ServerConn;
 #[derive(Debug)]
 pub struct Pooled {
     pool: Option<Arc<Pool>>,
-    conn: Option<ServerConn>,
+    // Boxed so guards and grants stay small when moved through channels;
+    // the box is made once per server connection, not per checkout.
+    conn: Option<Box<ServerConn>>,
 }
 
 impl Pooled {
-    pub(super) fn new(pool: Arc<Pool>, conn: ServerConn) -> Pooled {
+    pub(super) fn new(pool: Arc<Pool>, conn: Box<ServerConn>) -> Pooled {
         Pooled {
             pool: Some(pool),
             conn: Some(conn),
         }
     }
 
-    pub(super) fn detached(conn: ServerConn) -> Pooled {
+    pub(super) fn detached(conn: Box<ServerConn>) -> Pooled {
         Pooled {
             pool: None,
             conn: Some(conn),
         }
     }
 
-    pub(super) fn take(&mut self) -> Option<ServerConn> {
+    pub(super) fn take(&mut self) -> Option<Box<ServerConn>> {
         self.pool = None;
         self.conn.take()
     }

@@ -39,7 +39,8 @@ enum Grant {
 struct Inner {
     /// Idle connections; the most recently used is reused first so the
     /// working set stays warm and surplus connections age out.
-    idle: Vec<ServerConn>,
+    #[allow(clippy::vec_box)] // kept boxed so checkout does not re-allocate
+    idle: Vec<Box<ServerConn>>,
     /// Connections open or being opened, including checked-out ones.
     open: usize,
     waiters: VecDeque<oneshot::Sender<Grant>>,
@@ -147,11 +148,11 @@ impl Pool {
     async fn open_new(self: &Arc<Self>, slot: Slot) -> Result<Pooled, PoolError> {
         let conn = server::connect(&self.spec).await?;
         tracing::debug!(server_id = conn.id, node = %self.spec.node, user = %self.spec.user, "opened server connection");
-        Ok(slot.fill(conn))
+        Ok(slot.fill(Box::new(conn)))
     }
 
     /// Returns a clean connection: to the longest waiter if any, else idle.
-    fn checkin(self: &Arc<Self>, mut conn: ServerConn) {
+    fn checkin(self: &Arc<Self>, mut conn: Box<ServerConn>) {
         let mut inner = self.lock();
         if inner.closed || !conn.is_reusable() {
             drop(inner);
@@ -229,7 +230,7 @@ struct Slot {
 }
 
 impl Slot {
-    fn fill(mut self, conn: ServerConn) -> Pooled {
+    fn fill(mut self, conn: Box<ServerConn>) -> Pooled {
         match self.pool.take() {
             Some(pool) => Pooled::new(pool, conn),
             // Unreachable by construction: a Slot always has its pool until filled or dropped.

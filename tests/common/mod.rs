@@ -76,7 +76,7 @@ impl Raw {
             if self.buf.len() >= 5 {
                 let len = u32::from_be_bytes([self.buf[1], self.buf[2], self.buf[3], self.buf[4]])
                     as usize;
-                if self.buf.len() >= len + 1 {
+                if self.buf.len() > len {
                     let msg: Vec<u8> = self.buf.drain(..len + 1).collect();
                     return Some((msg[0], msg[5..].to_vec()));
                 }
