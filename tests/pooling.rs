@@ -542,3 +542,45 @@ async fn server_authentication_methods() {
         assert_eq!(row.get::<_, String>(0), user);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn set_of_a_reported_parameter_follows_its_client_in_transaction_mode() {
+    let c = shared_cluster();
+    let p = Proxy::start(&config(c, "transaction", 1, ""));
+    let a = connect(&app_url(&p)).await;
+    let b = connect(&app_url(&p)).await;
+    a.batch_execute("SET TimeZone = 'America/Denver'; SET application_name = 'client-a'")
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        let rb = one(
+            &b,
+            "SELECT current_setting('TimeZone'), current_setting('application_name')",
+        )
+        .await;
+        assert_ne!(
+            rb.get::<_, String>(0),
+            "America/Denver",
+            "a's SET must not leak to b"
+        );
+        assert_ne!(rb.get::<_, String>(1), "client-a");
+        let ra = one(
+            &a,
+            "SELECT current_setting('TimeZone'), current_setting('application_name')",
+        )
+        .await;
+        assert_eq!(
+            ra.get::<_, String>(0),
+            "America/Denver",
+            "a's SET must follow a"
+        );
+        assert_eq!(ra.get::<_, String>(1), "client-a");
+    }
+    // Parameters the server reports but nobody can SET (is_superuser after
+    // SET ROLE) must not break later transactions.
+    a.batch_execute("BEGIN; SET LOCAL ROLE app; COMMIT")
+        .await
+        .unwrap();
+    assert_eq!(one(&a, "SELECT 1").await.get::<_, i32>(0), 1);
+    assert_eq!(one(&b, "SELECT 2").await.get::<_, i32>(0), 2);
+}

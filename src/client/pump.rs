@@ -22,7 +22,7 @@ use crate::config::PoolMode;
 use crate::protocol::build::{self, Severity};
 use crate::protocol::frame::{self, FrameError};
 use crate::protocol::{sqlstate, tag, views, TxStatus};
-use crate::server::{ParamSet, ServerConn};
+use crate::server::{params, ParamSet, ServerConn};
 
 /// Stop reading a side while this much is buffered and unsent (backpressure).
 const HIGH_WATER: usize = 64 * 1024;
@@ -338,8 +338,10 @@ impl<'a> Pump<'a> {
                         &self.sbuf[at + frame::HEADER_LEN..at + h.total_len()],
                     ) {
                         self.server.params.reported.set(k, v);
-                        self.server.params.applied.set(k, v);
-                        self.desired.set(k, v);
+                        if params::follows_client(k) {
+                            self.server.params.applied.set(k, v);
+                            self.desired.set(k, v);
+                        }
                     }
                     self.s_scanned += h.total_len();
                 }

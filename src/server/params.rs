@@ -87,6 +87,25 @@ impl ServerParams {
     }
 }
 
+/// Reported parameters a client cannot SET (or that follow from something
+/// else, like the role): they are never carried from one server connection
+/// to another.
+const NOT_SETTABLE: &[&str] = &[
+    "server_version",
+    "server_encoding",
+    "integer_datetimes",
+    "is_superuser",
+    "session_authorization",
+    "in_hot_standby",
+    "default_transaction_read_only",
+    "scram_iterations",
+];
+
+/// Whether a parameter the server reported should follow the client.
+pub fn follows_client(name: &str) -> bool {
+    !NOT_SETTABLE.iter().any(|n| n.eq_ignore_ascii_case(name))
+}
+
 pub fn quote_ident(name: &str) -> String {
     // GUC names are case-insensitive; lower-case them so quoting keeps them valid.
     let lower = name.to_ascii_lowercase();
