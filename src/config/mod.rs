@@ -153,6 +153,88 @@ pub struct ProxyConfig {
     pub monitor_user: Option<String>,
     /// `tcp_keepalive`, default true.
     pub tcp_keepalive: bool,
+    /// `health_interval`, default "1s": how often every host is probed.
+    pub health_interval: Duration,
+    /// `health_suspect_interval`, default "200ms": the probe interval while any host is suspect.
+    pub health_suspect_interval: Duration,
+    /// `health_timeout`, default "2s": a probe (connect included) slower than this fails.
+    pub health_timeout: Duration,
+    /// `health_down_after`, default 3: consecutive failed probes before a host is down.
+    pub health_down_after: usize,
+    /// `health_up_after`, default 2: consecutive good probes before a suspect or down host (or
+    /// a replica excluded for lag) is used again.
+    pub health_up_after: usize,
+    /// `route_deny_functions`: functions whose call makes a statement a write for `auto`
+    /// routing. Default: pgferry's built-in list (nextval, setval, pg_advisory_lock, ...).
+    pub route_deny_functions: Option<Vec<String>>,
+    /// `route_allow_functions`: when set, `auto` routing treats a call of any function not on
+    /// this list as a write (deny by default).
+    pub route_allow_functions: Option<Vec<String>>,
+    /// The routing keys in `[proxy]`: defaults for every database.
+    pub routing: RoutingConfig,
+}
+
+/// Where statements go: `route`, `max_replica_lag`, `max_replica_lag_bytes`,
+/// `replica_fallback`, `read_your_writes`. In `[proxy]` they set the default for every
+/// database; a `[databases.NAME]` table may override each.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RoutingConfig {
+    /// `route`, default "primary".
+    pub route: Route,
+    /// `max_replica_lag`, default "1s": replicas further behind are not used for reads.
+    pub max_replica_lag: Duration,
+    /// `max_replica_lag_bytes`: optional limit on replay lag in WAL bytes.
+    pub max_replica_lag_bytes: Option<u64>,
+    /// `replica_fallback`, default "primary": what a replica-routed read does when no replica
+    /// qualifies.
+    pub replica_fallback: ReplicaFallback,
+    /// `read_your_writes`, default true.
+    pub read_your_writes: bool,
+}
+
+impl Default for RoutingConfig {
+    fn default() -> Self {
+        RoutingConfig {
+            route: Route::Primary,
+            max_replica_lag: Duration::from_secs(1),
+            max_replica_lag_bytes: None,
+            replica_fallback: ReplicaFallback::Primary,
+            read_your_writes: true,
+        }
+    }
+}
+
+/// Where a transaction or standalone statement runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Route {
+    /// Always the primary.
+    Primary,
+    /// A replica within the lag limits (read-only work only; writes fail on a replica).
+    Replica,
+    /// A replica when the statement is provably read-only, else the primary.
+    Auto,
+}
+
+impl Keyword for Route {
+    const CHOICES: &'static [(&'static str, Self)] = &[
+        ("primary", Route::Primary),
+        ("replica", Route::Replica),
+        ("auto", Route::Auto),
+    ];
+}
+
+/// What a replica-routed read does when no replica qualifies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ReplicaFallback {
+    Primary,
+    Error,
+}
+
+impl Keyword for ReplicaFallback {
+    const CHOICES: &'static [(&'static str, Self)] = &[
+        ("primary", ReplicaFallback::Primary),
+        ("error", ReplicaFallback::Error),
+    ];
 }
 
 impl Default for ProxyConfig {
@@ -171,6 +253,14 @@ impl Default for ProxyConfig {
             workers: 0,
             monitor_user: None,
             tcp_keepalive: true,
+            health_interval: Duration::from_secs(1),
+            health_suspect_interval: Duration::from_millis(200),
+            health_timeout: Duration::from_secs(2),
+            health_down_after: 3,
+            health_up_after: 2,
+            route_deny_functions: None,
+            route_allow_functions: None,
+            routing: RoutingConfig::default(),
         }
     }
 }
@@ -261,7 +351,7 @@ macro_rules! keyword_text {
     )*};
 }
 
-keyword_text!(PoolMode, AuthMethod, LogFormat);
+keyword_text!(PoolMode, AuthMethod, LogFormat, Route, ReplicaFallback);
 
 /// One `[[users]]` entry.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -322,6 +412,8 @@ pub struct DatabaseConfig {
     pub dbname: String,
     pub pool_size: Option<usize>,
     pub pool_mode: Option<PoolMode>,
+    /// The routing keys, with unset ones taken from `[proxy]`.
+    pub routing: RoutingConfig,
 }
 
 /// A Postgres server address. `host` is an IPv4 address, an IPv6 address without brackets

@@ -10,7 +10,11 @@ use toml::{Table, Value};
 
 use super::parse::{parse_host, parse_listen};
 use super::walk::{Problems, Walker};
-use super::{Config, DatabaseConfig, LogConfig, Password, Problem, ProxyConfig, UserConfig};
+use std::time::Duration;
+
+use super::{
+    Config, DatabaseConfig, LogConfig, Password, Problem, ProxyConfig, RoutingConfig, UserConfig,
+};
 
 /// The protocol's length field is an i32, so no message can be larger.
 const MAX_MESSAGE: u64 = i32::MAX as u64;
@@ -38,7 +42,10 @@ pub(super) fn build(table: Table) -> Result<Config, Vec<Problem>> {
     }
     let users = users(user_tables.unwrap_or_default());
 
-    let databases = root.table("databases").map(databases).unwrap_or_default();
+    let databases = root
+        .table("databases")
+        .map(|w| databases(w, &proxy.routing))
+        .unwrap_or_default();
     root.finish();
 
     match &proxy.monitor_user {
@@ -81,9 +88,55 @@ fn proxy(mut w: Walker<'_>) -> ProxyConfig {
         workers:                w.count("workers", 0).unwrap_or(d.workers),
         monitor_user:           w.string("monitor_user").or(d.monitor_user),
         tcp_keepalive:          w.bool("tcp_keepalive").unwrap_or(d.tcp_keepalive),
+        health_interval:        positive(&mut w, "health_interval").unwrap_or(d.health_interval),
+        health_suspect_interval: positive(&mut w, "health_suspect_interval").unwrap_or(d.health_suspect_interval),
+        health_timeout:         positive(&mut w, "health_timeout").unwrap_or(d.health_timeout),
+        health_down_after:      w.count("health_down_after", 1).unwrap_or(d.health_down_after),
+        health_up_after:        w.count("health_up_after", 1).unwrap_or(d.health_up_after),
+        route_deny_functions:   w.list("route_deny_functions", function_name).map(names),
+        route_allow_functions:  w.list("route_allow_functions", function_name).map(names),
+        routing:                routing(&mut w, &d.routing),
     };
     w.finish();
     proxy
+}
+
+/// The routing keys of `[proxy]` or of one `[databases.NAME]`, unset ones from `base`.
+fn routing(w: &mut Walker<'_>, base: &RoutingConfig) -> RoutingConfig {
+    #[rustfmt::skip]
+    let r = RoutingConfig {
+        route:                 w.keyword("route").unwrap_or(base.route),
+        max_replica_lag:       w.duration("max_replica_lag").unwrap_or(base.max_replica_lag),
+        max_replica_lag_bytes: w.byte_size("max_replica_lag_bytes", 0, u64::MAX).map(|b| b as u64).or(base.max_replica_lag_bytes),
+        replica_fallback:      w.keyword("replica_fallback").unwrap_or(base.replica_fallback),
+        read_your_writes:      w.bool("read_your_writes").unwrap_or(base.read_your_writes),
+    };
+    r
+}
+
+/// A duration that must be above zero (an interval of zero would spin).
+fn positive(w: &mut Walker<'_>, key: &'static str) -> Option<Duration> {
+    let d = w.duration(key)?;
+    if d.is_zero() {
+        w.report(key, "must be greater than zero");
+        return None;
+    }
+    Some(d)
+}
+
+fn function_name(s: &str) -> Result<String, String> {
+    let ok = !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.');
+    if ok {
+        Ok(s.to_ascii_lowercase())
+    } else {
+        Err(format!("{s:?} is not a function name"))
+    }
+}
+
+fn names(list: Vec<(String, String)>) -> Vec<String> {
+    list.into_iter().map(|(_, n)| n).collect()
 }
 
 fn log(mut w: Walker<'_>) -> LogConfig {
@@ -144,17 +197,17 @@ fn password(s: &str) -> Result<Password, String> {
     Password::parse(s)
 }
 
-fn databases(mut w: Walker<'_>) -> BTreeMap<String, DatabaseConfig> {
+fn databases(mut w: Walker<'_>, defaults: &RoutingConfig) -> BTreeMap<String, DatabaseConfig> {
     let mut databases = BTreeMap::new();
     for (name, db) in w.named_tables("[databases.NAME]") {
-        let config = database(&name, db);
+        let config = database(&name, db, defaults);
         databases.insert(name, config);
     }
     w.finish();
     databases
 }
 
-fn database(name: &str, mut w: Walker<'_>) -> DatabaseConfig {
+fn database(name: &str, mut w: Walker<'_>, defaults: &RoutingConfig) -> DatabaseConfig {
     if name.is_empty() {
         w.problems()
             .report(w.path(), "database name must not be empty");
@@ -185,6 +238,7 @@ fn database(name: &str, mut w: Walker<'_>) -> DatabaseConfig {
         dbname: dbname.unwrap_or_else(|| name.to_owned()),
         pool_size: w.count("pool_size", 1),
         pool_mode: w.keyword("pool_mode"),
+        routing: routing(&mut w, defaults),
     };
     w.finish();
     config

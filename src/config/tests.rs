@@ -59,6 +59,18 @@ fn full_example_parses_to_expected_values() {
         workers = 4
         monitor_user = "monitor"
         tcp_keepalive = false
+        health_interval = "2s"
+        health_suspect_interval = "100ms"
+        health_timeout = "1s"
+        health_down_after = 5
+        health_up_after = 4
+        route_deny_functions = ["nextval", "Audit.Log"]
+        route_allow_functions = ["lower"]
+        route = "auto"
+        max_replica_lag = "500ms"
+        max_replica_lag_bytes = "1MB"
+        replica_fallback = "error"
+        read_your_writes = false
 
         [log]
         level = "debug"
@@ -86,11 +98,20 @@ fn full_example_parses_to_expected_values() {
         dbname = "app_prod"
         pool_size = 50
         pool_mode = "transaction"
+        route = "replica"
+        max_replica_lag = "3s"
 
         [databases.other]
         hosts = ["localhost"]
         "#
     );
+    let proxy_routing = RoutingConfig {
+        route: Route::Auto,
+        max_replica_lag: Duration::from_millis(500),
+        max_replica_lag_bytes: Some(1024 * 1024),
+        replica_fallback: ReplicaFallback::Error,
+        read_your_writes: false,
+    };
     let expected = Config {
         proxy: ProxyConfig {
             listen: "[::1]:7432".parse().unwrap(),
@@ -106,6 +127,14 @@ fn full_example_parses_to_expected_values() {
             workers: 4,
             monitor_user: Some("monitor".to_owned()),
             tcp_keepalive: false,
+            health_interval: Duration::from_secs(2),
+            health_suspect_interval: Duration::from_millis(100),
+            health_timeout: Duration::from_secs(1),
+            health_down_after: 5,
+            health_up_after: 4,
+            route_deny_functions: Some(vec!["nextval".to_owned(), "audit.log".to_owned()]),
+            route_allow_functions: Some(vec!["lower".to_owned()]),
+            routing: proxy_routing.clone(),
         },
         log: LogConfig {
             level: "debug".to_owned(),
@@ -149,6 +178,11 @@ fn full_example_parses_to_expected_values() {
                     dbname: "app_prod".to_owned(),
                     pool_size: Some(50),
                     pool_mode: Some(PoolMode::Transaction),
+                    routing: RoutingConfig {
+                        route: Route::Replica,
+                        max_replica_lag: Duration::from_secs(3),
+                        ..proxy_routing.clone()
+                    },
                 },
             ),
             (
@@ -158,6 +192,7 @@ fn full_example_parses_to_expected_values() {
                     dbname: "other".to_owned(),
                     pool_size: None,
                     pool_mode: None,
+                    routing: proxy_routing.clone(),
                 },
             ),
         ]),
