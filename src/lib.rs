@@ -15,6 +15,7 @@ pub mod client;
 pub mod config;
 pub mod pool;
 pub mod protocol;
+pub mod router;
 pub mod server;
 pub mod state;
 pub mod topology;

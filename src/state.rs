@@ -11,6 +11,7 @@ use crate::auth::secret::ScramSecret;
 use crate::client::cancel::CancelRegistry;
 use crate::config::{Config, Password, PoolMode};
 use crate::pool::Pool;
+use crate::router::classify::FunctionPolicy;
 use crate::server::ConnectSpec;
 use crate::topology::Topology;
 
@@ -51,11 +52,14 @@ pub struct State {
     pub cancels: Arc<CancelRegistry>,
     /// Key for fake SCRAM salts of unknown users (see ScramSecret::mock).
     pub mock_key: [u8; 32],
+    /// Which function calls make a statement a write for `auto` routing.
+    pub policy: FunctionPolicy,
 }
 
 impl State {
     pub fn build(config: Config) -> State {
         let config = Arc::new(config);
+        let policy = function_policy(&config.proxy);
         let users = config
             .users
             .iter()
@@ -74,7 +78,19 @@ impl State {
             databases,
             cancels: Arc::new(CancelRegistry::default()),
             mock_key,
+            policy,
         }
+    }
+}
+
+fn function_policy(proxy: &crate::config::ProxyConfig) -> FunctionPolicy {
+    fn refs(v: &[String]) -> Vec<&str> {
+        v.iter().map(String::as_str).collect()
+    }
+    match (&proxy.route_allow_functions, &proxy.route_deny_functions) {
+        (Some(allow), _) => FunctionPolicy::allow_list(&refs(allow)),
+        (None, Some(deny)) => FunctionPolicy::deny_list(&refs(deny)),
+        (None, None) => FunctionPolicy::default(),
     }
 }
 

@@ -43,6 +43,10 @@ pub enum ClientError {
     Pool(#[from] PoolError),
     #[error(transparent)]
     Topology(#[from] TopologyError),
+    #[error("no replica of database \"{0}\" is available within the configured lag")]
+    NoReplica(String),
+    #[error("no node could take the request")]
+    NoServer,
 }
 
 /// What the client is told.
@@ -118,6 +122,12 @@ impl ClientError {
             ),
             ClientError::Topology(e) => {
                 fatal(sqlstate::CONNECTION_FAILURE, format!("pgferry: {e}"))
+            }
+            ClientError::NoReplica(_) => {
+                fatal(sqlstate::CANNOT_CONNECT_NOW, format!("pgferry: {self}"))
+            }
+            ClientError::NoServer => {
+                fatal(sqlstate::CONNECTION_FAILURE, format!("pgferry: {self}"))
             }
         })
     }

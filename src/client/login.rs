@@ -6,8 +6,10 @@ use std::sync::Arc;
 use super::auth::authenticate;
 use super::handshake::Startup;
 use super::io::ClientIo;
+use super::route::{parse_route, ROUTE_PARAM};
 use super::session::Session;
 use super::ClientError;
+use crate::config::Route;
 use crate::protocol::startup::parse_options;
 use crate::protocol::{build, TxStatus};
 use crate::server::ParamSet;
@@ -16,6 +18,14 @@ use crate::state::State;
 /// Startup parameters that describe the connection rather than set GUCs.
 const NOT_SETTINGS: &[&str] = &["user", "database", "options", "replication"];
 
+/// What login hands the session.
+pub struct LoginInfo {
+    pub user: String,
+    pub database: String,
+    pub desired: ParamSet,
+    pub route: Option<Route>,
+}
+
 pub async fn login(
     mut io: ClientIo,
     state: Arc<State>,
@@ -23,7 +33,7 @@ pub async fn login(
     over_limit: bool,
 ) -> Result<Session, (ClientIo, ClientError)> {
     match prepare(&mut io, &state, startup, over_limit).await {
-        Ok((user, database, desired)) => Session::start(io, state, user, database, desired).await,
+        Ok(i) => Session::start(io, state, i.user, i.database, i.desired, i.route).await,
         Err(e) => Err((io, e)),
     }
 }
@@ -33,7 +43,7 @@ async fn prepare(
     state: &Arc<State>,
     startup: Startup,
     over_limit: bool,
-) -> Result<(String, String, ParamSet), ClientError> {
+) -> Result<LoginInfo, ClientError> {
     if over_limit {
         return Err(ClientError::TooManyClients);
     }
@@ -72,7 +82,18 @@ async fn prepare(
             desired.set(&k, &v);
         }
     }
-    Ok((user, database, desired))
+    // pgferry's own setting is answered by pgferry, never sent to Postgres.
+    let route = match desired.get(ROUTE_PARAM) {
+        Some(v) => Some(parse_route(v).map_err(ClientError::BadParameter)?),
+        None => None,
+    };
+    desired.remove(ROUTE_PARAM);
+    Ok(LoginInfo {
+        user,
+        database,
+        desired,
+        route,
+    })
 }
 
 /// Sends the parameters, key data and first ReadyForQuery.

@@ -2,6 +2,7 @@
 //! authentication, and the session loop that drives forwarding.
 
 mod auth;
+mod batch;
 pub mod cancel;
 mod error;
 mod handshake;
@@ -9,6 +10,7 @@ mod io;
 mod listener;
 mod login;
 mod pump;
+mod route;
 mod session;
 
 pub use error::ClientError;

@@ -41,6 +41,10 @@ pub enum Outcome {
     ServerGone(Option<std::io::Error>),
     /// The client broke the protocol; it gets this error and is closed.
     ClientProtocol(ClientViolation),
+    /// A held (retry-safe) batch lost its server before any answer reached
+    /// the client; its bytes are still in the client buffer, untouched, and
+    /// the tracker is as before the batch.
+    Retry,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -110,6 +114,15 @@ pub struct Pump<'a> {
     s_remaining: usize,
     client_eof: bool,
     release: bool,
+    /// Forward only one batch (up to its Sync/Query) while the server is
+    /// between transactions: a replica must not receive the next one.
+    one_batch: bool,
+    /// Keep the batch's bytes in the client buffer until the server's first
+    /// answer has reached the client, so it can be re-run elsewhere.
+    hold: bool,
+    /// While holding: bytes of the client buffer already written to the server.
+    c_sent: usize,
+    retry: bool,
 }
 
 impl<'a> Pump<'a> {
@@ -145,6 +158,29 @@ impl<'a> Pump<'a> {
             s_remaining: 0,
             client_eof: false,
             release: false,
+            one_batch: false,
+            hold: false,
+            c_sent: 0,
+            retry: false,
+        }
+    }
+
+    /// Forward a single batch (see `one_batch`), optionally holding it for a
+    /// retry. Holding requires that nothing is queued for the client yet.
+    pub fn single_batch(mut self, hold: bool) -> Self {
+        self.one_batch = true;
+        self.hold = hold && self.s_scanned == 0;
+        self
+    }
+
+    /// The server's first answer reached the client (or the batch ended):
+    /// the held request bytes can go.
+    fn drop_held(&mut self) {
+        if self.hold {
+            self.io.rbuf.advance(self.c_sent);
+            self.c_scanned -= self.c_sent;
+            self.c_sent = 0;
+            self.hold = false;
         }
     }
 
@@ -152,7 +188,21 @@ impl<'a> Pump<'a> {
     /// Cancel safety: not cancel-safe (scan state lives in `self`); run it to
     /// completion.
     pub async fn run(&mut self) -> Outcome {
-        let out = poll_fn(|cx| self.poll_run(cx)).await;
+        let mut out = poll_fn(|cx| self.poll_run(cx)).await;
+        if self.hold && matches!(out, Outcome::ServerGone(_) | Outcome::Retry) {
+            // Nothing reached the client: forget this server's answer and
+            // hand the untouched batch back for another node.
+            self.c_scanned = 0;
+            self.c_sent = 0;
+            self.c_remaining = 0;
+            self.sbuf.clear();
+            self.s_scanned = 0;
+            *self.track = Tracker::default();
+            self.server.broken = true;
+            out = Outcome::Retry;
+        } else if let Outcome::Retry = out {
+            out = Outcome::ServerGone(None);
+        }
         if let Outcome::ServerGone(_) = out {
             // Scanned client bytes were counted against the lost server and
             // are answered by the session; they must not be sent again.
@@ -200,14 +250,19 @@ impl<'a> Pump<'a> {
             }
 
             // Buffer → server.
-            if self.c_scanned > 0 {
+            let from = if self.hold { self.c_sent } else { 0 };
+            if self.c_scanned > from {
                 match Pin::new(&mut self.server.stream)
-                    .poll_write(cx, &self.io.rbuf[..self.c_scanned])
+                    .poll_write(cx, &self.io.rbuf[from..self.c_scanned])
                 {
                     Poll::Ready(Ok(0)) => return Poll::Ready(Outcome::ServerGone(None)),
                     Poll::Ready(Ok(n)) => {
-                        self.io.rbuf.advance(n);
-                        self.c_scanned -= n;
+                        if self.hold {
+                            self.c_sent += n;
+                        } else {
+                            self.io.rbuf.advance(n);
+                            self.c_scanned -= n;
+                        }
                         progress = true;
                     }
                     Poll::Ready(Err(e)) => return Poll::Ready(Outcome::ServerGone(Some(e))),
@@ -226,6 +281,9 @@ impl<'a> Pump<'a> {
                 }
             }
             self.scan_server();
+            if self.retry {
+                return Poll::Ready(Outcome::Retry);
+            }
 
             // Buffer → client.
             if self.s_scanned > 0 && !self.client_eof {
@@ -233,6 +291,7 @@ impl<'a> Pump<'a> {
                     Poll::Ready(Ok(n)) if n > 0 => {
                         self.sbuf.advance(n);
                         self.s_scanned -= n;
+                        self.drop_held();
                         progress = true;
                     }
                     Poll::Ready(_) => return Poll::Ready(Outcome::ClientGone),
@@ -241,6 +300,7 @@ impl<'a> Pump<'a> {
             }
 
             if self.release {
+                self.drop_held();
                 self.c_scanned = 0;
                 return Poll::Ready(Outcome::Released);
             }
@@ -271,6 +331,10 @@ impl<'a> Pump<'a> {
                 continue;
             }
             if self.track.terminated {
+                break;
+            }
+            if self.one_batch && self.track.pending > 0 && self.track.tx == TxStatus::Idle {
+                // The batch is complete; what follows waits for its own route.
                 break;
             }
             let Some(h) = frame::header(&buf[self.c_scanned..], self.max_message)? else {
@@ -329,6 +393,17 @@ impl<'a> Pump<'a> {
                     }
                     self.s_scanned += h.total_len();
                     self.ready_for_query(at, h.total_len());
+                }
+                tag::ERROR_RESPONSE if self.hold && h.total_len() <= MAX_INSPECTED => {
+                    if !whole {
+                        break;
+                    }
+                    let body = &self.sbuf[at + frame::HEADER_LEN..at + h.total_len()];
+                    if views::ErrorFields::parse(body).is_ok_and(|e| node_going_away(e.code)) {
+                        self.retry = true;
+                        return;
+                    }
+                    self.s_scanned += h.total_len();
                 }
                 tag::PARAMETER_STATUS if h.total_len() <= MAX_INSPECTED => {
                     if !whole {
@@ -409,6 +484,15 @@ impl From<ClientViolation> for super::ClientError {
             ClientViolation::BadTag(t) => super::ClientError::UnexpectedMessage(t),
         }
     }
+}
+
+/// Errors that mean the node is shutting down or unreachable, not that the
+/// statement failed: a held read-only batch may run elsewhere instead.
+fn node_going_away(code: &str) -> bool {
+    matches!(
+        code,
+        "57P01" | "57P02" | "57P03" | "08006" | "08003" | "08001"
+    )
 }
 
 fn reserve(buf: &mut BytesMut) {

@@ -13,10 +13,14 @@ use super::io::ClientIo;
 use super::login::welcome;
 use super::pump::{Outcome, Pump, Tracker};
 use super::ClientError;
-use crate::config::PoolMode;
+use std::collections::HashMap;
+
+use super::route::ReadYourWrites;
+use crate::config::{PoolMode, Route, RoutingConfig};
 use crate::pool::{PoolError, Pooled};
 use crate::protocol::build::{self, Severity};
 use crate::protocol::{frame, sqlstate, tag, TxStatus};
+use crate::router::classify::Verdict;
 use crate::server::{self, ParamSet};
 use crate::state::{Database, State};
 
@@ -28,25 +32,32 @@ const RESET_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub struct Session {
     pub id: u64,
-    state: Arc<State>,
-    db: Arc<Database>,
-    user: String,
-    mode: PoolMode,
-    io: ClientIo,
-    desired: ParamSet,
-    key: CancelKey,
-    track: Tracker,
+    pub(super) state: Arc<State>,
+    pub(super) db: Arc<Database>,
+    pub(super) user: String,
+    pub(super) mode: PoolMode,
+    pub(super) io: ClientIo,
+    pub(super) desired: ParamSet,
+    pub(super) key: CancelKey,
+    pub(super) track: Tracker,
     /// Session mode: the connection held for the client's whole life.
-    held: Option<Pooled>,
-    sbuf: BytesMut,
+    pub(super) held: Option<Pooled>,
+    pub(super) sbuf: BytesMut,
     /// Discard client messages up to the next Sync (an error was already
     /// reported for the batch they belong to).
-    discard_until_sync: bool,
+    pub(super) discard_until_sync: bool,
     /// Bytes of a partly forwarded client message still to be dropped.
-    discard_bytes: usize,
+    pub(super) discard_bytes: usize,
     /// The server holding this client's open transaction was lost; the
     /// next batch is told so instead of running outside that transaction.
-    tx_lost: bool,
+    pub(super) tx_lost: bool,
+    /// The database's routing settings.
+    pub(super) routing: RoutingConfig,
+    /// The session's `pgferry.route`, from the startup packet or SET.
+    pub(super) route_setting: Option<Route>,
+    pub(super) ryw: ReadYourWrites,
+    /// Classifier verdicts of this client's named prepared statements.
+    pub(super) verdicts: HashMap<String, Verdict>,
 }
 
 impl Session {
@@ -56,11 +67,18 @@ impl Session {
         user: String,
         database: String,
         desired: ParamSet,
+        route_setting: Option<Route>,
     ) -> Result<Session, (ClientIo, ClientError)> {
         let Some(db) = state.databases.get(&database).cloned() else {
             return Err((io, ClientError::UnknownDatabase(database)));
         };
         let mode = db.pool_mode(&user).unwrap_or(state.config.proxy.pool_mode);
+        let routing = state
+            .config
+            .databases
+            .get(&database)
+            .map(|d| d.routing.clone())
+            .unwrap_or_else(|| state.config.proxy.routing.clone());
         let key = state.cancels.register();
         let mut s = Session {
             id: NEXT_CLIENT_ID.fetch_add(1, Ordering::Relaxed),
@@ -77,6 +95,10 @@ impl Session {
             discard_until_sync: false,
             discard_bytes: 0,
             tx_lost: false,
+            routing,
+            route_setting,
+            ryw: ReadYourWrites::default(),
+            verdicts: HashMap::new(),
         };
         match s.first_connection().await {
             Ok(()) => Ok(s),
@@ -106,7 +128,7 @@ impl Session {
         Ok(())
     }
 
-    fn deadline(&self) -> Instant {
+    pub(super) fn deadline(&self) -> Instant {
         let wait = self.state.config.proxy.query_wait_timeout;
         let wait = if wait.is_zero() {
             Duration::from_secs(86_400 * 365)
@@ -118,7 +140,7 @@ impl Session {
 
     /// A connection to the current primary. A node that refuses connections
     /// sends us looking for the primary again, once per checkout.
-    async fn checkout(&self) -> Result<Pooled, ClientError> {
+    pub(super) async fn checkout(&self) -> Result<Pooled, ClientError> {
         let deadline = self.deadline();
         let mut rediscovered = false;
         loop {
@@ -140,7 +162,7 @@ impl Session {
         }
     }
 
-    async fn sync_params(&self, conn: &mut Pooled) -> Result<(), ClientError> {
+    pub(super) async fn sync_params(&self, conn: &mut Pooled) -> Result<(), ClientError> {
         if let Some(sql) = conn.params.sync_query(&self.desired) {
             match tokio::time::timeout(RESET_TIMEOUT, server::simple_query(conn, &sql)).await {
                 Ok(Ok(_)) => conn.params.synced(&self.desired),
@@ -156,7 +178,7 @@ impl Session {
         Ok(())
     }
 
-    fn set_cancel_target(&self, conn: Option<&Pooled>) {
+    pub(super) fn set_cancel_target(&self, conn: Option<&Pooled>) {
         self.key.entry.set(conn.map(|c| CancelTarget {
             addr: c.socket_addr,
             pid: c.backend_pid,
@@ -188,9 +210,10 @@ impl Session {
                 "session has no server connection".into(),
             ));
         };
-        let outcome = self.pump(&mut conn).await;
+        let outcome = self.pump(&mut conn, false, false).await;
         let result = match outcome {
             Outcome::ClientGone | Outcome::Released => Ok(()),
+            Outcome::Retry => Err(ClientError::Server(server::ServerError::Closed)),
             Outcome::ServerGone(e) => {
                 conn.broken = true;
                 tracing::warn!(client_id = self.id, error = ?e, "server connection lost in session mode");
@@ -202,82 +225,11 @@ impl Session {
         result
     }
 
-    async fn run_pooled(&mut self) -> Result<(), ClientError> {
-        loop {
-            if self.discard_until_sync || self.discard_bytes > 0 {
-                self.discard_local();
-            }
-            if self.io.rbuf.len() < frame::HEADER_LEN
-                || self.discard_until_sync
-                || self.discard_bytes > 0
-            {
-                self.io.flush().await?;
-                self.io.shrink_idle();
-                match self.io.read_more().await {
-                    Ok(_) => continue,
-                    Err(ClientError::Closed) => return Ok(()),
-                    Err(e) => return Err(e),
-                }
-            }
-            match self.io.rbuf[0] {
-                tag::TERMINATE => return Ok(()),
-                _ if self.tx_lost => {
-                    self.tx_lost = false;
-                    self.fail_batch(
-                        sqlstate::CONNECTION_FAILURE,
-                        "pgferry: the server connection holding this transaction was lost; the transaction was rolled back",
-                    )?;
-                    continue;
-                }
-                _ => {}
-            }
-            let mut conn = match self.checkout().await {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::warn!(client_id = self.id, error = %e, "no server connection for client");
-                    let w = e.to_wire();
-                    let (code, msg) = w.map(|w| (w.code, w.message)).unwrap_or_default();
-                    self.fail_batch(&code, &msg)?;
-                    continue;
-                }
-            };
-            if let Err(e) = self.sync_params(&mut conn).await {
-                let w = e.to_wire();
-                let (code, msg) = w.map(|w| (w.code, w.message)).unwrap_or_default();
-                self.fail_batch(&code, &msg)?;
-                continue;
-            }
-            self.set_cancel_target(Some(&conn));
-            let outcome = self.pump(&mut conn).await;
-            self.set_cancel_target(None);
-            match outcome {
-                Outcome::Released => {
-                    if self.track.needs_rollback {
-                        self.track.needs_rollback = false;
-                        rollback(&mut conn).await;
-                    }
-                }
-                Outcome::ClientGone => {
-                    self.abandon(conn);
-                    return Ok(());
-                }
-                Outcome::ServerGone(e) => {
-                    tracing::warn!(client_id = self.id, server_id = conn.id, error = ?e, "server connection lost mid-request");
-                    conn.broken = true;
-                    drop(conn);
-                    self.server_lost();
-                }
-                Outcome::ClientProtocol(v) => {
-                    self.abandon(conn);
-                    return Err(v.into());
-                }
-            }
-        }
-    }
-
-    async fn pump(&mut self, conn: &mut Pooled) -> Outcome {
+    /// Forwards until a release point. `single` limits it to one batch (a
+    /// replica), `hold` keeps that batch for a retry elsewhere.
+    pub(super) async fn pump(&mut self, conn: &mut Pooled, single: bool, hold: bool) -> Outcome {
         let max = self.state.config.proxy.max_message_size;
-        Pump::new(
+        let pump = Pump::new(
             &mut self.io,
             conn,
             &mut self.track,
@@ -285,14 +237,18 @@ impl Session {
             self.mode,
             max,
             &mut self.sbuf,
-        )
-        .run()
-        .await
+        );
+        let mut pump = if single {
+            pump.single_batch(hold)
+        } else {
+            pump
+        };
+        pump.run().await
     }
 
     /// The client left (or broke the protocol) while holding `conn`. A
     /// connection with work in flight is cancelled and closed, never reused.
-    fn abandon(&mut self, mut conn: Pooled) {
+    pub(super) fn abandon(&mut self, mut conn: Pooled) {
         if self.track.pending > 0 {
             let (addr, pid, secret) = (conn.socket_addr, conn.backend_pid, conn.backend_secret);
             let timeout = self.state.config.proxy.server_connect_timeout;
@@ -306,7 +262,7 @@ impl Session {
     /// The server went away mid-request. Every outstanding sync point gets
     /// an error and ReadyForQuery; an unfinished batch is discarded up to its
     /// Sync; an open transaction is reported lost on the next request.
-    fn server_lost(&mut self) {
+    pub(super) fn server_lost(&mut self) {
         const MSG: &str = "pgferry: server connection lost while running this request";
         for _ in 0..self.track.pending {
             build::error_response(
@@ -334,7 +290,7 @@ impl Session {
 
     /// Answers the batch at the head of the client's buffer with an error,
     /// without a server.
-    fn fail_batch(&mut self, code: &str, message: &str) -> Result<(), ClientError> {
+    pub(super) fn fail_batch(&mut self, code: &str, message: &str) -> Result<(), ClientError> {
         let Some(h) = frame::header(&self.io.rbuf, self.state.config.proxy.max_message_size)?
         else {
             return Ok(());
@@ -352,7 +308,7 @@ impl Session {
     }
 
     /// Consumes client input that belongs to a failed batch.
-    fn discard_local(&mut self) {
+    pub(super) fn discard_local(&mut self) {
         loop {
             if self.discard_bytes > 0 {
                 let n = self.discard_bytes.min(self.io.rbuf.len());
@@ -400,7 +356,7 @@ impl Session {
     }
 }
 
-async fn rollback(conn: &mut Pooled) {
+pub(super) async fn rollback(conn: &mut Pooled) {
     match tokio::time::timeout(RESET_TIMEOUT, server::simple_query(conn, "ROLLBACK")).await {
         Ok(Ok(_)) if conn.tx_status == TxStatus::Idle => {}
         _ => conn.broken = true,

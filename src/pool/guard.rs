@@ -1,6 +1,7 @@
 //! The checked-out connection guard.
 
 use std::ops::{Deref, DerefMut};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::Pool;
@@ -18,6 +19,7 @@ pub struct Pooled {
 
 impl Pooled {
     pub(super) fn new(pool: Arc<Pool>, conn: Box<ServerConn>) -> Pooled {
+        pool.counters.active.fetch_add(1, Ordering::Relaxed);
         Pooled {
             pool: Some(pool),
             conn: Some(conn),
@@ -32,7 +34,9 @@ impl Pooled {
     }
 
     pub(super) fn take(&mut self) -> Option<Box<ServerConn>> {
-        self.pool = None;
+        if let Some(pool) = self.pool.take() {
+            pool.counters.active.fetch_sub(1, Ordering::Relaxed);
+        }
         self.conn.take()
     }
 
@@ -77,6 +81,9 @@ fn unreachable_conn() -> ! {
 
 impl Drop for Pooled {
     fn drop(&mut self) {
+        if let Some(pool) = &self.pool {
+            pool.counters.active.fetch_sub(1, Ordering::Relaxed);
+        }
         if let (Some(pool), Some(conn)) = (self.pool.take(), self.conn.take()) {
             if conn.broken {
                 tracing::debug!(server_id = conn.id, "closing server connection");

@@ -212,6 +212,12 @@ impl Pool {
         inner.open -= n;
     }
 
+    /// Connections of this pool currently lent out: the outstanding work
+    /// the router balances replicas by.
+    pub fn in_flight(&self) -> usize {
+        self.counters.active.load(Ordering::Relaxed)
+    }
+
     pub fn set_size(&self, size: usize) {
         self.max_size.store(size.max(1), Ordering::Relaxed);
     }

@@ -30,6 +30,22 @@ pub struct Snapshot {
     /// Index into the hosts list of the node believed to be primary.
     pub primary: Option<usize>,
     pub probed_at: Option<Instant>,
+    pub taken_at: Option<Instant>,
+    pub primary_lsn: Option<u64>,
+    pub nodes: Vec<NodeView>,
+}
+
+/// Placeholder until continuous health checking lands: no replica is ever
+/// eligible, so every read goes to the primary.
+#[derive(Debug, Clone, Default)]
+pub struct NodeView {
+    pub lsn: Option<u64>,
+}
+
+impl Snapshot {
+    pub fn eligible_replicas(&self) -> impl Iterator<Item = usize> + '_ {
+        std::iter::empty()
+    }
 }
 
 pub struct Topology {
@@ -75,6 +91,11 @@ impl Topology {
         self.discover(None).await
     }
 
+    /// A server connection to `node` failed.
+    pub fn report_failure(&self, node: usize) {
+        self.primary_failed(node);
+    }
+
     /// Reports that `node` failed as primary; the next caller rediscovers.
     pub fn primary_failed(&self, node: usize) {
         let cur = self.snapshot.load();
@@ -83,6 +104,7 @@ impl Topology {
             self.snapshot.store(Arc::new(Snapshot {
                 primary: None,
                 probed_at: cur.probed_at,
+                ..Snapshot::default()
             }));
         }
     }
@@ -121,6 +143,7 @@ impl Topology {
         self.snapshot.store(Arc::new(Snapshot {
             primary,
             probed_at: Some(Instant::now()),
+            ..Snapshot::default()
         }));
         match primary {
             Some(p) => {

@@ -1,0 +1,342 @@
+//! Transaction and statement pooling: each batch at the head of the client's
+//! buffer is routed (primary or a replica), runs on a checked-out server
+//! connection, and the connection goes back at the next release point.
+
+use std::time::Instant;
+
+use bytes::Buf;
+
+use super::pump::Outcome;
+use super::route::{self, Floor, RouteCommand};
+use super::session::Session;
+use super::ClientError;
+use crate::config::{ReplicaFallback, Route};
+use crate::pool::{PoolError, Pooled};
+use crate::protocol::build::{self, Severity};
+use crate::protocol::{frame, sqlstate, tag, TxStatus};
+use crate::router::classify::{TxEffect, Verdict};
+use crate::router::{self, BatchFacts, Candidate, Want};
+
+/// Where a batch runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Target {
+    node: usize,
+    replica: bool,
+}
+
+enum Flow {
+    Next,
+    Exit,
+}
+
+/// Named statements remembered for routing; more than this and the cache
+/// starts over (a client preparing without bound should not grow us).
+const MAX_VERDICTS: usize = 1024;
+
+impl Session {
+    pub(super) async fn run_pooled(&mut self) -> Result<(), ClientError> {
+        loop {
+            if self.discard_until_sync || self.discard_bytes > 0 {
+                self.discard_local();
+            }
+            let need = self.head_len()?;
+            if self.io.rbuf.len() < need || self.discard_until_sync || self.discard_bytes > 0 {
+                self.io.flush().await?;
+                self.io.shrink_idle();
+                match self.io.read_more().await {
+                    Ok(_) => continue,
+                    Err(ClientError::Closed) => return Ok(()),
+                    Err(e) => return Err(e),
+                }
+            }
+            if self.io.rbuf[0] == tag::TERMINATE {
+                return Ok(());
+            }
+            if self.tx_lost {
+                self.tx_lost = false;
+                self.fail_batch(
+                    sqlstate::CONNECTION_FAILURE,
+                    "pgferry: the server connection holding this transaction was lost; the transaction was rolled back",
+                )?;
+                continue;
+            }
+            match self.route_command(need)? {
+                Some(true) => continue,
+                Some(false) => {
+                    // An extended batch whose Sync has not arrived yet.
+                    self.io.read_more().await?;
+                    continue;
+                }
+                None => {}
+            }
+            let facts = self.batch_facts(need);
+            let want = router::decide(&facts, self.route_setting, self.routing.route);
+            if let Flow::Exit = self.run_batch(want, &facts).await? {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Bytes needed before the batch at the head can be routed: the header,
+    /// then the whole first message.
+    fn head_len(&self) -> Result<usize, ClientError> {
+        let max = self.state.config.proxy.max_message_size;
+        Ok(match frame::header(&self.io.rbuf, max)? {
+            Some(h) => h.total_len(),
+            None => frame::HEADER_LEN,
+        })
+    }
+
+    /// Handles SET/RESET/SHOW pgferry.route at the head of the buffer.
+    /// Some(true): answered; Some(false): need more bytes; None: not one.
+    fn route_command(&mut self, head: usize) -> Result<Option<bool>, ClientError> {
+        let Some(text) = route::head_text(&self.io.rbuf[..head]) else {
+            return Ok(None);
+        };
+        let Some(cmd) = route::route_command(text) else {
+            return Ok(None);
+        };
+        let simple = self.io.rbuf[0] == tag::QUERY;
+        let len = if simple {
+            head
+        } else {
+            match self.batch_end()? {
+                Some(end) => end,
+                None => return Ok(Some(false)),
+            }
+        };
+        let current = self.route_setting.unwrap_or(self.routing.route);
+        match cmd {
+            Ok(cmd) => {
+                match cmd {
+                    RouteCommand::Set(r) => self.route_setting = Some(r),
+                    RouteCommand::Reset => self.route_setting = None,
+                    RouteCommand::Show => {}
+                }
+                let shown = self.route_setting.unwrap_or(self.routing.route);
+                let _ = current;
+                if simple {
+                    route::answer_simple(&mut self.io.wbuf, cmd, shown);
+                } else {
+                    route::answer_extended(&mut self.io.wbuf, &self.io.rbuf[..len], cmd, shown);
+                }
+            }
+            Err(message) => {
+                build::error_response(
+                    &mut self.io.wbuf,
+                    Severity::Error,
+                    sqlstate::INVALID_PARAMETER_VALUE,
+                    &message,
+                );
+                build::ready_for_query(&mut self.io.wbuf, TxStatus::Idle);
+            }
+        }
+        self.io.rbuf.advance(len);
+        Ok(Some(true))
+    }
+
+    /// End of the extended-protocol batch at the head (through its Sync).
+    fn batch_end(&self) -> Result<Option<usize>, ClientError> {
+        let max = self.state.config.proxy.max_message_size;
+        let mut at = 0;
+        while let Some(h) = frame::header(&self.io.rbuf[at..], max)? {
+            at += h.total_len();
+            if at > self.io.rbuf.len() {
+                return Ok(None);
+            }
+            if h.tag == tag::SYNC {
+                return Ok(Some(at));
+            }
+        }
+        Ok(None)
+    }
+
+    fn batch_facts(&mut self, head: usize) -> BatchFacts {
+        let may_route = self.route_setting.unwrap_or(self.routing.route) != Route::Primary;
+        let msg = &self.io.rbuf[..head];
+        let text = route::head_text(msg);
+        let mut facts = route::facts(text, may_route, &self.state.policy);
+        if !may_route {
+            return facts;
+        }
+        match (msg[0], statement_name(msg)) {
+            (tag::PARSE, Some(name)) if !name.is_empty() => {
+                if self.verdicts.len() >= MAX_VERDICTS {
+                    self.verdicts.clear();
+                }
+                self.verdicts.insert(name.to_owned(), facts.verdict);
+            }
+            (tag::BIND, Some(name)) if !name.is_empty() => {
+                if let Some(v) = self.verdicts.get(name) {
+                    facts.verdict = *v;
+                    facts.tx = TxEffect::None;
+                }
+            }
+            _ => {}
+        }
+        facts
+    }
+
+    /// Runs one batch (and, on the primary, whatever the client pipelines
+    /// behind it) to its release point.
+    async fn run_batch(&mut self, want: Want, facts: &BatchFacts) -> Result<Flow, ClientError> {
+        let mut avoid = None;
+        let mut retried = false;
+        let attempts = self.db.topology.hosts().len() + 1;
+        for _ in 0..attempts {
+            let target = match self.target(want, avoid).await {
+                Ok(t) => t,
+                Err(e) => return self.fail_with(e).map(|_| Flow::Next),
+            };
+            let mut conn = match self.checkout_target(target).await {
+                Ok(c) => c,
+                Err(e) if target.replica && is_node_failure(&e) => {
+                    tracing::warn!(client_id = self.id, node = target.node, error = %e, "replica unavailable; choosing another node");
+                    self.db.topology.report_failure(target.node);
+                    avoid = Some(target.node);
+                    continue;
+                }
+                Err(e) => return self.fail_with(e).map(|_| Flow::Next),
+            };
+            if let Err(e) = self.sync_params(&mut conn).await {
+                return self.fail_with(e).map(|_| Flow::Next);
+            }
+            let hold =
+                target.replica && matches!(want, Want::Replica { retry_safe: true }) && !retried;
+            if hold {
+                // A held batch must be the first thing the client hears back.
+                self.io.flush().await?;
+            }
+            self.set_cancel_target(Some(&conn));
+            let outcome = self.pump(&mut conn, target.replica, hold).await;
+            self.set_cancel_target(None);
+            match outcome {
+                Outcome::Released => {
+                    if self.track.needs_rollback {
+                        self.track.needs_rollback = false;
+                        super::session::rollback(&mut conn).await;
+                    }
+                    if !target.replica
+                        && facts.verdict != Verdict::ReadOnly
+                        && self.routing.read_your_writes
+                    {
+                        self.ryw.wrote(Instant::now());
+                    }
+                    return Ok(Flow::Next);
+                }
+                Outcome::Retry => {
+                    tracing::info!(
+                        client_id = self.id,
+                        node = target.node,
+                        "replica went away before answering; retrying the read elsewhere"
+                    );
+                    drop(conn);
+                    self.db.topology.report_failure(target.node);
+                    avoid = Some(target.node);
+                    retried = true;
+                }
+                Outcome::ClientGone => {
+                    self.abandon(conn);
+                    return Ok(Flow::Exit);
+                }
+                Outcome::ServerGone(e) => {
+                    tracing::warn!(client_id = self.id, server_id = conn.id, error = ?e, "server connection lost mid-request");
+                    conn.broken = true;
+                    drop(conn);
+                    self.db.topology.report_failure(target.node);
+                    self.server_lost();
+                    return Ok(Flow::Next);
+                }
+                Outcome::ClientProtocol(v) => {
+                    self.abandon(conn);
+                    return Err(v.into());
+                }
+            }
+        }
+        self.fail_with(ClientError::NoServer).map(|_| Flow::Next)
+    }
+
+    /// Answers the batch at the head with `e` and keeps the client.
+    fn fail_with(&mut self, e: ClientError) -> Result<(), ClientError> {
+        tracing::warn!(client_id = self.id, error = %e, "no server for client request");
+        let (code, msg) = e.to_wire().map(|w| (w.code, w.message)).unwrap_or_default();
+        self.fail_batch(&code, &msg)
+    }
+
+    /// The node for a batch: the primary, or the least busy replica that
+    /// qualifies (lag limits, read-your-writes), falling back as configured.
+    async fn target(&mut self, want: Want, avoid: Option<usize>) -> Result<Target, ClientError> {
+        if let Want::Replica { .. } = want {
+            let snap = self.db.topology.snapshot();
+            let floor = if self.routing.read_your_writes {
+                self.ryw.floor(snap.taken_at.zip(snap.primary_lsn))
+            } else {
+                Floor::None
+            };
+            let min_lsn = match floor {
+                Floor::None => Some(None),
+                Floor::Lsn(l) => Some(Some(l)),
+                Floor::PrimaryOnly => None,
+            };
+            if let Some(min_lsn) = min_lsn {
+                let candidates = snap
+                    .eligible_replicas()
+                    .filter(|&n| Some(n) != avoid)
+                    .map(|n| Candidate {
+                        node: n,
+                        replay_lsn: snap.nodes.get(n).and_then(|v| v.lsn),
+                        in_flight: self.db.pool(&self.user, n).map_or(0, |p| p.in_flight()),
+                    });
+                if let Some(node) = router::pick(candidates, min_lsn) {
+                    return Ok(Target {
+                        node,
+                        replica: true,
+                    });
+                }
+                if self.routing.replica_fallback == ReplicaFallback::Error {
+                    return Err(ClientError::NoReplica(self.db.name.clone()));
+                }
+            }
+        }
+        let node = self.db.topology.primary().await?;
+        Ok(Target {
+            node,
+            replica: false,
+        })
+    }
+
+    async fn checkout_target(&self, target: Target) -> Result<Pooled, ClientError> {
+        if !target.replica {
+            return self.checkout().await;
+        }
+        let pool = self
+            .db
+            .pool(&self.user, target.node)
+            .ok_or_else(|| ClientError::UnknownRole(self.user.clone()))?;
+        Ok(pool.checkout(self.deadline()).await?)
+    }
+}
+
+fn is_node_failure(e: &ClientError) -> bool {
+    match e {
+        ClientError::Pool(PoolError::Server(s)) | ClientError::Server(s) => s.is_node_failure(),
+        _ => false,
+    }
+}
+
+/// The statement name a Parse defines or a Bind uses.
+fn statement_name(msg: &[u8]) -> Option<&str> {
+    let body = msg.get(frame::HEADER_LEN..)?;
+    let (first, rest) = split_cstr(body)?;
+    let name = match msg.first()? {
+        &tag::PARSE => first,
+        &tag::BIND => split_cstr(rest)?.0,
+        _ => return None,
+    };
+    std::str::from_utf8(name).ok()
+}
+
+fn split_cstr(b: &[u8]) -> Option<(&[u8], &[u8])> {
+    let nul = b.iter().position(|&c| c == 0)?;
+    Some((&b[..nul], &b[nul + 1..]))
+}

@@ -1,0 +1,356 @@
+//! Routing from the session's side: reading the head of a batch, the
+//! `pgferry.route` setting that pgferry answers itself, and read-your-writes
+//! bookkeeping.
+
+use std::time::Instant;
+
+use bytes::{BufMut, BytesMut};
+
+use crate::config::Route;
+use crate::protocol::build;
+use crate::protocol::{frame, tag, TxStatus};
+use crate::router::classify::{self, FunctionPolicy, TxEffect, Verdict};
+use crate::router::BatchFacts;
+
+/// The session parameter clients use to choose their route.
+pub const ROUTE_PARAM: &str = "pgferry.route";
+
+/// A `SET`/`RESET`/`SHOW pgferry.route` statement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteCommand {
+    Set(Route),
+    Reset,
+    Show,
+}
+
+pub fn parse_route(value: &str) -> Result<Route, String> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "primary" => Ok(Route::Primary),
+        "replica" => Ok(Route::Replica),
+        "auto" => Ok(Route::Auto),
+        other => Err(format!(
+            "invalid value for parameter \"{ROUTE_PARAM}\": \"{other}\" (expected primary, replica or auto)"
+        )),
+    }
+}
+
+pub fn route_name(route: Route) -> &'static str {
+    match route {
+        Route::Primary => "primary",
+        Route::Replica => "replica",
+        Route::Auto => "auto",
+    }
+}
+
+/// Recognises a statement that reads or changes `pgferry.route`. Cheap for
+/// everything else: only statements starting with SET, RESET or SHOW that
+/// name the parameter are looked at closely.
+pub fn route_command(sql: &str) -> Option<Result<RouteCommand, String>> {
+    let s = sql.trim_start();
+    let first = s.as_bytes().first()?.to_ascii_lowercase();
+    if !matches!(first, b's' | b'r') || !contains_ignore_case(s, ROUTE_PARAM) {
+        return None;
+    }
+    let s = s.trim_end().trim_end_matches(';').trim_end();
+    let mut words = s.split_ascii_whitespace();
+    let verb = words.next()?.to_ascii_lowercase();
+    match verb.as_str() {
+        "show" | "reset" => {
+            let name = words.next()?;
+            if !name.eq_ignore_ascii_case(ROUTE_PARAM) || words.next().is_some() {
+                return None;
+            }
+            Some(Ok(if verb == "show" {
+                RouteCommand::Show
+            } else {
+                RouteCommand::Reset
+            }))
+        }
+        "set" => {
+            let rest = s[3..].trim_start();
+            let rest = strip_word(rest, "session").unwrap_or(rest);
+            let rest = rest.strip_prefix_ci(ROUTE_PARAM)?.trim_start();
+            let value = if let Some(v) = rest.strip_prefix('=') {
+                v
+            } else {
+                strip_word(rest, "to")?
+            };
+            let value = value.trim();
+            if value.eq_ignore_ascii_case("default") {
+                return Some(Ok(RouteCommand::Reset));
+            }
+            let unquoted = value
+                .strip_prefix('\'')
+                .and_then(|v| v.strip_suffix('\''))
+                .or_else(|| value.strip_prefix('"').and_then(|v| v.strip_suffix('"')))
+                .unwrap_or(value);
+            Some(parse_route(unquoted).map(RouteCommand::Set))
+        }
+        _ => None,
+    }
+}
+
+fn contains_ignore_case(hay: &str, needle: &str) -> bool {
+    hay.as_bytes()
+        .windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+}
+
+/// `word` followed by whitespace at the start of `s`, case-insensitive.
+fn strip_word<'a>(s: &'a str, word: &str) -> Option<&'a str> {
+    let rest = s.strip_prefix_ci(word)?;
+    rest.starts_with(|c: char| c.is_ascii_whitespace())
+        .then(|| rest.trim_start())
+}
+
+trait StripCi {
+    fn strip_prefix_ci(&self, prefix: &str) -> Option<&str>;
+}
+
+impl StripCi for str {
+    fn strip_prefix_ci(&self, prefix: &str) -> Option<&str> {
+        let head = self.get(..prefix.len())?;
+        head.eq_ignore_ascii_case(prefix)
+            .then(|| &self[prefix.len()..])
+    }
+}
+
+/// The statement text at the head of a batch, when the first message is a
+/// Query or a Parse (None for anything else, such as a Bind of a statement
+/// prepared earlier).
+pub fn head_text(msg: &[u8]) -> Option<&str> {
+    let (&t, rest) = msg.split_first()?;
+    let body = rest.get(4..)?;
+    let text = match t {
+        tag::QUERY => body,
+        tag::PARSE => {
+            let nul = body.iter().position(|&b| b == 0)?;
+            body.get(nul + 1..)?
+        }
+        _ => return None,
+    };
+    let end = text.iter().position(|&b| b == 0)?;
+    std::str::from_utf8(&text[..end]).ok()
+}
+
+/// Facts about a batch for the router. Classification runs only when the
+/// outcome can matter (a route other than primary may apply).
+pub fn facts(text: Option<&str>, may_route: bool, policy: &FunctionPolicy) -> BatchFacts {
+    let Some(text) = text else {
+        return BatchFacts {
+            hint: None,
+            verdict: Verdict::Write,
+            tx: TxEffect::None,
+        };
+    };
+    let hint = classify::route_hint(text);
+    if !may_route && hint.is_none() {
+        return BatchFacts {
+            hint,
+            verdict: Verdict::Write,
+            tx: TxEffect::None,
+        };
+    }
+    BatchFacts {
+        hint,
+        verdict: classify::classify(text, policy),
+        tx: classify::tx_effect(text),
+    }
+}
+
+/// Answers a route command sent with the simple protocol.
+pub fn answer_simple(out: &mut BytesMut, cmd: RouteCommand, current: Route) {
+    match cmd {
+        RouteCommand::Set(_) => build::command_complete(out, "SET"),
+        RouteCommand::Reset => build::command_complete(out, "RESET"),
+        RouteCommand::Show => {
+            row_description(out);
+            data_row(out, route_name(current));
+            build::command_complete(out, "SHOW");
+        }
+    }
+    build::ready_for_query(out, TxStatus::Idle);
+}
+
+/// Answers an extended-protocol batch (Parse … Sync, all in `batch`) whose
+/// statement is a route command, message by message as Postgres would.
+pub fn answer_extended(out: &mut BytesMut, batch: &[u8], cmd: RouteCommand, current: Route) {
+    let mut at = 0;
+    while let Ok(Some(h)) = frame::header(&batch[at..], usize::MAX) {
+        let kind = batch.get(at + frame::HEADER_LEN).copied().unwrap_or(b'P');
+        match h.tag {
+            tag::PARSE => put_empty(out, b'1'),
+            tag::BIND => put_empty(out, b'2'),
+            tag::CLOSE => put_empty(out, b'3'),
+            tag::DESCRIBE => {
+                if kind == b'S' {
+                    // ParameterDescription with no parameters.
+                    out.put_u8(b't');
+                    out.put_u32(6);
+                    out.put_u16(0);
+                }
+                if cmd == RouteCommand::Show {
+                    row_description(out);
+                } else {
+                    put_empty(out, b'n');
+                }
+            }
+            tag::EXECUTE => match cmd {
+                RouteCommand::Show => {
+                    data_row(out, route_name(current));
+                    build::command_complete(out, "SHOW");
+                }
+                RouteCommand::Set(_) => build::command_complete(out, "SET"),
+                RouteCommand::Reset => build::command_complete(out, "RESET"),
+            },
+            tag::SYNC => build::ready_for_query(out, TxStatus::Idle),
+            _ => {}
+        }
+        at += h.total_len();
+        if at >= batch.len() {
+            break;
+        }
+    }
+}
+
+fn put_empty(out: &mut BytesMut, t: u8) {
+    out.put_u8(t);
+    out.put_u32(4);
+}
+
+fn row_description(out: &mut BytesMut) {
+    let name = ROUTE_PARAM.as_bytes();
+    out.put_u8(b'T');
+    out.put_u32((4 + 2 + name.len() + 1 + 18) as u32);
+    out.put_u16(1);
+    out.put_slice(name);
+    out.put_u8(0);
+    out.put_u32(0); // table oid
+    out.put_i16(0); // column number
+    out.put_u32(25); // text
+    out.put_i16(-1);
+    out.put_i32(-1);
+    out.put_i16(0); // text format
+}
+
+fn data_row(out: &mut BytesMut, value: &str) {
+    out.put_u8(b'D');
+    out.put_u32((4 + 2 + 4 + value.len()) as u32);
+    out.put_u16(1);
+    out.put_u32(value.len() as u32);
+    out.put_slice(value.as_bytes());
+}
+
+/// Read-your-writes: after a write commits on the primary, reads may only go
+/// to replicas that replayed past it. The commit's own LSN is not asked for
+/// (that would cost a round trip per write); instead the first primary LSN
+/// the monitor observes after the commit is used as the floor, which is at
+/// least the commit's position. Until such an observation exists, reads go
+/// to the primary.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ReadYourWrites {
+    unresolved_since: Option<Instant>,
+    floor: Option<u64>,
+}
+
+/// The floor a replica must have replayed, or "use the primary".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Floor {
+    None,
+    Lsn(u64),
+    PrimaryOnly,
+}
+
+impl ReadYourWrites {
+    pub fn wrote(&mut self, at: Instant) {
+        self.unresolved_since = Some(at);
+    }
+
+    /// `observed` is (when the monitor's round finished, the primary's LSN
+    /// in that round).
+    pub fn floor(&mut self, observed: Option<(Instant, u64)>) -> Floor {
+        if let Some(since) = self.unresolved_since {
+            match observed {
+                Some((taken, lsn)) if taken > since => {
+                    self.floor = Some(self.floor.map_or(lsn, |f| f.max(lsn)));
+                    self.unresolved_since = None;
+                }
+                _ => return Floor::PrimaryOnly,
+            }
+        }
+        self.floor.map_or(Floor::None, Floor::Lsn)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn route_commands() {
+        assert_eq!(
+            route_command("SET pgferry.route = 'replica'"),
+            Some(Ok(RouteCommand::Set(Route::Replica)))
+        );
+        assert_eq!(
+            route_command("  set SESSION pgferry.route to auto ;"),
+            Some(Ok(RouteCommand::Set(Route::Auto)))
+        );
+        assert_eq!(
+            route_command("SET pgferry.route = DEFAULT"),
+            Some(Ok(RouteCommand::Reset))
+        );
+        assert_eq!(
+            route_command("RESET pgferry.route"),
+            Some(Ok(RouteCommand::Reset))
+        );
+        assert_eq!(
+            route_command("show PGFERRY.ROUTE;"),
+            Some(Ok(RouteCommand::Show))
+        );
+        assert!(matches!(
+            route_command("SET pgferry.route = 'sideways'"),
+            Some(Err(_))
+        ));
+        assert_eq!(route_command("SELECT 'pgferry.route'"), None);
+        assert_eq!(route_command("SET search_path = x"), None);
+        assert_eq!(route_command("SHOW pgferry.route; SELECT 1"), None);
+        assert_eq!(route_command(""), None);
+    }
+
+    #[test]
+    fn head_text_of_query_and_parse() {
+        let mut q = vec![b'Q', 0, 0, 0, 13];
+        q.extend_from_slice(b"SELECT 1\0");
+        assert_eq!(head_text(&q), Some("SELECT 1"));
+        let mut p = vec![b'P', 0, 0, 0, 0];
+        p.extend_from_slice(b"s1\0SELECT 2\0\0\0");
+        assert_eq!(head_text(&p), Some("SELECT 2"));
+        assert_eq!(head_text(b"B\0\0\0\x04"), None);
+        assert_eq!(head_text(b"Q\0\0\0\x05abc"), None);
+        assert_eq!(head_text(b""), None);
+    }
+
+    #[test]
+    fn read_your_writes_waits_for_an_observation_after_the_write() {
+        let mut r = ReadYourWrites::default();
+        let t0 = Instant::now();
+        assert_eq!(r.floor(None), Floor::None);
+        r.wrote(t0);
+        assert_eq!(
+            r.floor(Some((t0 - Duration::from_millis(1), 5))),
+            Floor::PrimaryOnly
+        );
+        assert_eq!(
+            r.floor(Some((t0 + Duration::from_millis(1), 50))),
+            Floor::Lsn(50)
+        );
+        r.wrote(t0 + Duration::from_millis(2));
+        assert_eq!(r.floor(None), Floor::PrimaryOnly);
+        assert_eq!(
+            r.floor(Some((t0 + Duration::from_millis(3), 70))),
+            Floor::Lsn(70)
+        );
+    }
+}
