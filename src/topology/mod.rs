@@ -7,6 +7,15 @@
 
 mod probe;
 
+// Sans-IO building blocks of continuous health checking; the monitor that
+// uses them lands in the next commit, so for now only their tests build them.
+#[cfg(test)]
+mod health;
+#[cfg(test)]
+mod lag;
+#[cfg(test)]
+mod lsn;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
