@@ -1,5 +1,5 @@
 //! Wiring: builds the shared state from a config, binds the listener, starts
-//! primary discovery, and runs until shutdown.
+//! the health monitors, and runs until shutdown.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -27,15 +27,10 @@ impl App {
         let local_addr = listener.local_addr()?;
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
-        // Find every database's primary up front so the first client does
-        // not pay for it; failures are retried on demand.
+        // One health monitor per database; its first round runs at once, so
+        // the primary is usually known before the first client arrives.
         for db in state.databases.values() {
-            let db = db.clone();
-            tracker.spawn(async move {
-                if let Err(e) = db.topology.discover(None).await {
-                    tracing::warn!(database = %db.name, error = %e, "initial primary discovery failed");
-                }
-            });
+            db.topology.spawn_monitor(&tracker, shutdown.clone());
         }
         tracker.spawn(crate::client::serve(
             state.clone(),

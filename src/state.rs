@@ -13,7 +13,7 @@ use crate::config::{Config, Password, PoolMode};
 use crate::pool::Pool;
 use crate::router::classify::FunctionPolicy;
 use crate::server::ConnectSpec;
-use crate::topology::Topology;
+use crate::topology::{HealthSettings, Topology};
 
 /// What pgferry can verify a client's password against.
 pub struct UserAuth {
@@ -168,7 +168,12 @@ fn build_database(config: &Config, name: &str) -> Database {
     };
     Database {
         name: name.to_owned(),
-        topology: Topology::new(db.hosts.clone(), probe_spec),
+        topology: Topology::new(
+            name.to_owned(),
+            db.hosts.clone(),
+            probe_spec,
+            HealthSettings::from_config(&config.proxy, &db.routing),
+        ),
         pools,
         pool_modes,
     }

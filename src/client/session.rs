@@ -154,7 +154,7 @@ impl Session {
                 Err(PoolError::Server(e)) if e.is_node_failure() && !rediscovered => {
                     tracing::warn!(client_id = self.id, node = %pool.spec().node, error = %e, "primary connect failed");
                     pool.drop_idle();
-                    self.db.topology.primary_failed(node);
+                    self.db.topology.report_failure(node);
                     rediscovered = true;
                 }
                 Err(e) => return Err(e.into()),

@@ -1,22 +1,46 @@
-//! Which node of a database is the primary.
+//! What pgferry knows about each database's nodes: who is primary, who is
+//! healthy, how far each replica lags.
 //!
-//! The current view is one immutable snapshot behind an `ArcSwap`, read
-//! without locks on the routing path. Until continuous health checking lands,
-//! the primary is found by probing every host (`pg_is_in_recovery()`) at start
-//! and again whenever connecting to the current primary fails.
+//! One monitor task per database keeps a persistent connection (as the
+//! monitor user) to every host and probes all of them together in rounds,
+//! every `health_interval`, or every `health_suspect_interval` while any node
+//! is suspect. Each round is folded into hysteresis state (see [`health`]),
+//! replica lag is computed against the primary's LSN from the same round
+//! (see [`lag`]), and the result is published as one immutable [`Snapshot`]
+//! behind an `ArcSwap`: the routing path reads it without locks, and never
+//! sees a half-updated view. Sessions whose server connections fail report
+//! it ([`Topology::report_failure`]); that counts like a failed probe at once
+//! and brings the next round forward.
+//!
+//! Every change of a node's role or health, of a replica's lag exclusion and
+//! of the adopted primary is logged as one structured line.
 
+mod health;
+mod lag;
+mod lsn;
+mod monitor;
 mod probe;
+mod snapshot;
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use thiserror::Error;
+use tokio::sync::{watch, Notify};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 
-pub use probe::{probe_node, NodeRole};
+pub use health::Health;
+pub use lsn::{format_lsn, parse_lsn, LsnError};
+pub use probe::ProbeError;
+pub use snapshot::{NodeRole, NodeView, Snapshot};
 
-use crate::config::HostAddr;
+use crate::config::{HostAddr, ProxyConfig, RoutingConfig};
 use crate::server::ConnectSpec;
+use snapshot::{Assembler, Event};
 
 #[derive(Debug, Error, Clone)]
 pub enum TopologyError {
@@ -24,146 +48,288 @@ pub enum TopologyError {
     NoPrimary { hosts: String, detail: String },
 }
 
-/// One published view of a database's nodes.
-#[derive(Debug, Clone, Default)]
-pub struct Snapshot {
-    /// Index into the hosts list of the node believed to be primary.
-    pub primary: Option<usize>,
-    pub probed_at: Option<Instant>,
-    pub taken_at: Option<Instant>,
-    pub primary_lsn: Option<u64>,
-    pub nodes: Vec<NodeView>,
+/// Health-check settings for one database: `[proxy]` health keys plus the
+/// database's lag limits.
+#[derive(Debug, Clone)]
+pub struct HealthSettings {
+    pub interval: Duration,
+    pub suspect_interval: Duration,
+    /// Bounds one probe, connecting included.
+    pub timeout: Duration,
+    pub down_after: u32,
+    pub up_after: u32,
+    pub max_lag: Duration,
+    pub max_lag_bytes: Option<u64>,
 }
 
-/// Placeholder until continuous health checking lands: no replica is ever
-/// eligible, so every read goes to the primary.
-#[derive(Debug, Clone, Default)]
-pub struct NodeView {
-    pub lsn: Option<u64>,
-}
-
-impl Snapshot {
-    pub fn eligible_replicas(&self) -> impl Iterator<Item = usize> + '_ {
-        std::iter::empty()
+impl HealthSettings {
+    pub fn from_config(proxy: &ProxyConfig, routing: &RoutingConfig) -> Self {
+        // The config validates these as counts >= 1; anything beyond u32 is
+        // "practically never", which saturating keeps.
+        let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        HealthSettings {
+            interval: proxy.health_interval,
+            suspect_interval: proxy.health_suspect_interval,
+            timeout: proxy.health_timeout,
+            down_after: count(proxy.health_down_after),
+            up_after: count(proxy.health_up_after),
+            max_lag: routing.max_replica_lag,
+            max_lag_bytes: routing.max_replica_lag_bytes,
+        }
     }
 }
 
+/// Extra time `primary()` allows a round beyond the probe timeout, for
+/// scheduling and assembling.
+const ROUND_SLACK: Duration = Duration::from_millis(500);
+
 pub struct Topology {
+    database: String,
     hosts: Vec<HostAddr>,
-    /// Credentials used for probes (the monitor user).
+    /// Credentials used for probes (the monitor user); `node` is replaced per host.
     probe_spec: ConnectSpec,
+    settings: HealthSettings,
     snapshot: ArcSwap<Snapshot>,
-    /// Single-flight: concurrent callers wait for one discovery.
-    discovering: tokio::sync::Mutex<()>,
+    /// Hysteresis state. Held only to fold in a round or a report and to
+    /// publish the result (never across an await), so that snapshots are
+    /// stored in the order their state changes happened.
+    assembler: Mutex<Assembler>,
+    /// Brings the next round forward (a report, or a caller waiting for a primary).
+    wake: Notify,
+    /// The number of the last finished round, for callers waiting for one.
+    rounds: watch::Sender<u64>,
+    /// `round + 1` of the snapshot during which a session reported the
+    /// adopted primary failing; while it is newer than the published round,
+    /// `primary()` waits for a fresh round instead of handing out the node
+    /// that just failed.
+    primary_reported: AtomicU64,
+    monitor_started: AtomicBool,
 }
 
 impl std::fmt::Debug for Topology {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Topology")
+            .field("database", &self.database)
             .field("hosts", &self.hosts)
             .finish()
     }
 }
 
 impl Topology {
-    pub fn new(hosts: Vec<HostAddr>, probe_spec: ConnectSpec) -> Arc<Topology> {
+    pub fn new(
+        database: String,
+        hosts: Vec<HostAddr>,
+        probe_spec: ConnectSpec,
+        settings: HealthSettings,
+    ) -> Arc<Topology> {
         Arc::new(Topology {
+            snapshot: ArcSwap::from_pointee(Snapshot::initial(hosts.len())),
+            assembler: Mutex::new(Assembler::new(hosts.len(), settings.clone())),
+            database,
             hosts,
             probe_spec,
-            snapshot: ArcSwap::from_pointee(Snapshot::default()),
-            discovering: tokio::sync::Mutex::new(()),
+            settings,
+            wake: Notify::new(),
+            rounds: watch::channel(0).0,
+            primary_reported: AtomicU64::new(0),
+            monitor_started: AtomicBool::new(false),
         })
+    }
+
+    /// Starts the monitor task (tracked, stops when `shutdown` fires). Only
+    /// the first call starts one.
+    pub fn spawn_monitor(self: &Arc<Self>, tracker: &TaskTracker, shutdown: CancellationToken) {
+        if self.monitor_started.swap(true, Ordering::AcqRel) {
+            tracing::warn!(database = %self.database, "health monitor already running");
+            return;
+        }
+        let span = tracing::info_span!("monitor", database = %self.database);
+        tracker.spawn(monitor::run(Arc::clone(self), shutdown).instrument(span));
     }
 
     pub fn hosts(&self) -> &[HostAddr] {
         &self.hosts
     }
 
+    /// The current view; lock-free.
     pub fn snapshot(&self) -> Arc<Snapshot> {
         self.snapshot.load_full()
     }
 
-    /// The primary's index, discovering it first if unknown.
+    /// The primary's index. When none is known yet (or a session just
+    /// reported it failing), brings the next round forward and waits for it
+    /// (at most the suspect interval plus the probe timeout and a little; at
+    /// start the first round runs at once), so that the first client after
+    /// start, or the one that saw the primary fail, gets a fresh answer.
     pub async fn primary(&self) -> Result<usize, TopologyError> {
-        if let Some(p) = self.snapshot.load().primary {
+        let snap = self.snapshot.load();
+        let reported = self.primary_reported.load(Ordering::Acquire) > snap.round;
+        if let (Some(p), false) = (snap.primary, reported) {
             return Ok(p);
         }
-        self.discover(None).await
+        let round = snap.round;
+        drop(snap);
+        self.await_round_after(round).await;
+        let snap = self.snapshot.load();
+        snap.primary.ok_or_else(|| self.no_primary(&snap))
     }
 
-    /// A server connection to `node` failed.
+    /// A server connection to `node` failed in use (connect refused, lost
+    /// mid-request): counts like one failed probe now, and brings the next
+    /// round forward.
     pub fn report_failure(&self, node: usize) {
-        self.primary_failed(node);
+        let events = {
+            let mut a = self.lock();
+            if a.primary() == Some(node) {
+                self.primary_reported
+                    .store(a.round() + 1, Ordering::Release);
+            }
+            let events = a.apply_report(node);
+            if events.is_some() {
+                self.snapshot.store(Arc::new(a.snapshot()));
+            }
+            events
+        };
+        for e in events.iter().flatten() {
+            self.log_event(e);
+        }
+        self.wake.notify_one();
     }
 
-    /// Reports that `node` failed as primary; the next caller rediscovers.
-    pub fn primary_failed(&self, node: usize) {
-        let cur = self.snapshot.load();
-        if cur.primary == Some(node) {
-            tracing::warn!(node = %self.hosts[node], "primary unreachable; will look for the primary again");
-            self.snapshot.store(Arc::new(Snapshot {
-                primary: None,
-                probed_at: cur.probed_at,
-                ..Snapshot::default()
-            }));
+    /// Folds a finished round in, publishes it, and says whether any node is
+    /// suspect (so the monitor probes again sooner).
+    fn finish_round(&self, outcomes: &[Result<probe::ProbeSample, String>], at: Instant) -> bool {
+        let (events, snap) = {
+            let mut a = self.lock();
+            let events = a.apply_round(outcomes, at);
+            let snap = Arc::new(a.snapshot());
+            self.snapshot.store(Arc::clone(&snap));
+            (events, snap)
+        };
+        self.rounds.send_replace(snap.round);
+        for e in &events {
+            self.log_event(e);
+        }
+        snap.nodes.iter().any(|n| n.health == Health::Suspect)
+    }
+
+    async fn await_round_after(&self, round: u64) {
+        let mut rx = self.rounds.subscribe();
+        self.wake.notify_one();
+        // A woken monitor starts its next round within the suspect interval
+        // (see monitor.rs), and the round takes at most the probe timeout.
+        let wait = self.settings.suspect_interval + self.settings.timeout + ROUND_SLACK;
+        if tokio::time::timeout(wait, rx.wait_for(|r| *r > round))
+            .await
+            .is_err()
+        {
+            tracing::warn!(database = %self.database, waited_ms = millis(wait), "no health-check round finished in time");
         }
     }
 
-    /// Probes every host and publishes the primary. If another task is
-    /// already discovering, waits for its result instead of probing again.
-    pub async fn discover(&self, stale: Option<usize>) -> Result<usize, TopologyError> {
-        let started = Instant::now();
-        let _one = self.discovering.lock().await;
-        let cur = self.snapshot.load_full();
-        if let (Some(p), Some(at)) = (cur.primary, cur.probed_at) {
-            if at >= started && Some(p) != stale {
-                return Ok(p);
-            }
+    fn lock(&self) -> MutexGuard<'_, Assembler> {
+        // A panic while folding in a round leaves counters, not invariants,
+        // behind; carrying on beats taking routing down with it.
+        self.assembler.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn host(&self, node: usize) -> String {
+        self.hosts
+            .get(node)
+            .map_or_else(|| format!("#{node}"), |h| h.to_string())
+    }
+
+    fn no_primary(&self, snap: &Snapshot) -> TopologyError {
+        let detail = snap
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                let what = match (&n.last_error, n.role) {
+                    (Some(e), _) => e.clone(),
+                    (None, Some(role)) => format!("{role}, {}", n.health),
+                    (None, None) => "not probed yet".to_owned(),
+                };
+                format!("{}: {what}", self.host(i))
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
+        TopologyError::NoPrimary {
+            hosts: self
+                .hosts
+                .iter()
+                .map(|h| h.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            detail,
         }
-        let probes = self.hosts.iter().map(|h| {
-            let mut spec = self.probe_spec.clone();
-            spec.node = h.clone();
-            async move { probe_node(&spec).await }
-        });
-        let results = futures_util::future::join_all(probes).await;
-        let mut primary = None;
-        let mut detail = Vec::new();
-        for (i, r) in results.into_iter().enumerate() {
-            match r {
-                Ok(NodeRole::Primary) if primary.is_none() => primary = Some(i),
-                Ok(NodeRole::Primary) => {
-                    tracing::error!(first = %self.hosts[primary.unwrap_or(i)], second = %self.hosts[i],
-                        "two nodes claim to be primary; using the first listed");
-                }
-                Ok(NodeRole::Replica) => detail.push(format!("{} is a replica", self.hosts[i])),
-                Err(e) => detail.push(format!("{}: {e}", self.hosts[i])),
+    }
+
+    fn log_event(&self, e: &Event) {
+        let db = &self.database;
+        match e {
+            Event::Role { node, from, to } => {
+                let from = from.map_or_else(|| "unknown".to_owned(), |r| r.to_string());
+                tracing::info!(database = %db, node = %self.host(*node), node_index = node, %from, %to, "node role changed");
             }
-        }
-        let old = cur.primary;
-        self.snapshot.store(Arc::new(Snapshot {
-            primary,
-            probed_at: Some(Instant::now()),
-            ..Snapshot::default()
-        }));
-        match primary {
-            Some(p) => {
-                if old != Some(p) {
-                    tracing::info!(primary = %self.hosts[p], took_ms = started.elapsed().as_millis() as u64, "primary found");
+            Event::Health {
+                node,
+                from,
+                to,
+                failures,
+                reason,
+            } => {
+                let node = self.host(*node);
+                if *to == Health::Up {
+                    tracing::info!(database = %db, %node, %from, %to, reason = %reason, "node health changed");
+                } else {
+                    tracing::warn!(database = %db, %node, %from, %to, failures, reason = %reason, "node health changed");
                 }
-                Ok(p)
             }
-            None => Err(TopologyError::NoPrimary {
-                hosts: self
-                    .hosts
+            Event::Lag {
+                node,
+                excluded,
+                lag,
+                lag_bytes,
+                reason,
+            } => {
+                let node = self.host(*node);
+                let lag_ms = lag.map(millis);
+                let max_lag_ms = millis(self.settings.max_lag);
+                let max_lag_bytes = self.settings.max_lag_bytes;
+                if *excluded {
+                    tracing::warn!(database = %db, %node, from = "included", to = "excluded", lag_ms, lag_bytes, max_lag_ms, max_lag_bytes, reason, "replica lag exclusion changed");
+                } else {
+                    tracing::info!(database = %db, %node, from = "excluded", to = "included", lag_ms, lag_bytes, max_lag_ms, max_lag_bytes, reason, "replica lag exclusion changed");
+                }
+            }
+            Event::Primary { from, to, reason } => {
+                let name =
+                    |n: &Option<usize>| n.map_or_else(|| "none".to_owned(), |n| self.host(n));
+                let (from, to_name) = (name(from), name(to));
+                if to.is_some() {
+                    tracing::info!(database = %db, %from, to = %to_name, reason, "primary changed");
+                } else {
+                    tracing::warn!(database = %db, %from, to = %to_name, reason, "primary changed");
+                }
+            }
+            Event::ConflictingPrimaries { claimants, chosen } => {
+                let claimants = claimants
                     .iter()
-                    .map(|h| h.to_string())
+                    .map(|&(n, tli)| match tli {
+                        Some(t) => format!("{} (timeline {t})", self.host(n)),
+                        None => format!("{} (timeline unknown)", self.host(n)),
+                    })
                     .collect::<Vec<_>>()
-                    .join(", "),
-                detail: detail.join("; "),
-            }),
+                    .join(", ");
+                tracing::error!(database = %db, %claimants, chosen = %self.host(*chosen),
+                    "more than one node answers as primary; routing to the one on the highest timeline \
+                     (the adopted one on a tie): fence the other");
+            }
         }
     }
 }
 
-/// Probes are quick; one that hangs must not stall discovery.
-pub const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
