@@ -105,7 +105,6 @@ impl Session {
                 None => return Ok(Some(false)),
             }
         };
-        let current = self.route_setting.unwrap_or(self.routing.route);
         match cmd {
             Ok(cmd) => {
                 match cmd {
@@ -114,7 +113,6 @@ impl Session {
                     RouteCommand::Show => {}
                 }
                 let shown = self.route_setting.unwrap_or(self.routing.route);
-                let _ = current;
                 if simple {
                     route::answer_simple(&mut self.io.wbuf, cmd, shown);
                 } else {
@@ -328,9 +326,9 @@ fn is_node_failure(e: &ClientError) -> bool {
 fn statement_name(msg: &[u8]) -> Option<&str> {
     let body = msg.get(frame::HEADER_LEN..)?;
     let (first, rest) = split_cstr(body)?;
-    let name = match msg.first()? {
-        &tag::PARSE => first,
-        &tag::BIND => split_cstr(rest)?.0,
+    let name = match *msg.first()? {
+        tag::PARSE => first,
+        tag::BIND => split_cstr(rest)?.0,
         _ => return None,
     };
     std::str::from_utf8(name).ok()
