@@ -170,6 +170,12 @@ pub struct ProxyConfig {
     /// `route_allow_functions`: when set, `auto` routing treats a call of any function not on
     /// this list as a write (deny by default).
     pub route_allow_functions: Option<Vec<String>>,
+    /// `admin_users`: users (from [[users]]) that may connect to the admin console, the
+    /// database `pgferry` (alias `pgbouncer`), and run PAUSE, RESUME and RECONNECT.
+    pub admin_users: Vec<String>,
+    /// `pause_timeout`, default "30s": how long PAUSE waits for running transactions to
+    /// finish before it cancels them.
+    pub pause_timeout: Duration,
     /// The routing keys in `[proxy]`: defaults for every database.
     pub routing: RoutingConfig,
 }
@@ -190,6 +196,9 @@ pub struct RoutingConfig {
     pub replica_fallback: ReplicaFallback,
     /// `read_your_writes`, default true.
     pub read_your_writes: bool,
+    /// `failover_timeout`, default "30s": how long work that needs the primary waits for one
+    /// (after the primary is lost, until a new one is adopted) before it gets an error.
+    pub failover_timeout: Duration,
 }
 
 impl Default for RoutingConfig {
@@ -200,6 +209,7 @@ impl Default for RoutingConfig {
             max_replica_lag_bytes: None,
             replica_fallback: ReplicaFallback::Primary,
             read_your_writes: true,
+            failover_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -260,6 +270,8 @@ impl Default for ProxyConfig {
             health_up_after: 2,
             route_deny_functions: None,
             route_allow_functions: None,
+            admin_users: Vec::new(),
+            pause_timeout: Duration::from_secs(30),
             routing: RoutingConfig::default(),
         }
     }

@@ -48,6 +48,11 @@ pub(super) fn build(table: Table) -> Result<Config, Vec<Problem>> {
         .unwrap_or_default();
     root.finish();
 
+    for name in &proxy.admin_users {
+        if !users.iter().any(|u| &u.name == name) {
+            problems.report("proxy.admin_users", format!("unknown user {name:?} (not in [[users]])"));
+        }
+    }
     match &proxy.monitor_user {
         None => proxy.monitor_user = users.first().map(|u| u.name.clone()),
         Some(name) if !users.iter().any(|u| &u.name == name) => problems.report(
@@ -95,6 +100,8 @@ fn proxy(mut w: Walker<'_>) -> ProxyConfig {
         health_up_after:        w.count("health_up_after", 1).unwrap_or(d.health_up_after),
         route_deny_functions:   w.list("route_deny_functions", function_name).map(names),
         route_allow_functions:  w.list("route_allow_functions", function_name).map(names),
+        admin_users:            w.list("admin_users", |s| Ok(s.to_owned())).map(names).unwrap_or_default(),
+        pause_timeout:          w.duration("pause_timeout").unwrap_or(d.pause_timeout),
         routing:                routing(&mut w, &d.routing),
     };
     w.finish();
@@ -110,6 +117,7 @@ fn routing(w: &mut Walker<'_>, base: &RoutingConfig) -> RoutingConfig {
         max_replica_lag_bytes: w.byte_size("max_replica_lag_bytes", 0, u64::MAX).map(|b| b as u64).or(base.max_replica_lag_bytes),
         replica_fallback:      w.keyword("replica_fallback").unwrap_or(base.replica_fallback),
         read_your_writes:      w.bool("read_your_writes").unwrap_or(base.read_your_writes),
+        failover_timeout:      w.duration("failover_timeout").unwrap_or(base.failover_timeout),
     };
     r
 }

@@ -71,6 +71,9 @@ fn full_example_parses_to_expected_values() {
         max_replica_lag_bytes = "1MB"
         replica_fallback = "error"
         read_your_writes = false
+        failover_timeout = "5s"
+        admin_users = ["monitor"]
+        pause_timeout = "7s"
 
         [log]
         level = "debug"
@@ -111,6 +114,7 @@ fn full_example_parses_to_expected_values() {
         max_replica_lag_bytes: Some(1024 * 1024),
         replica_fallback: ReplicaFallback::Error,
         read_your_writes: false,
+        failover_timeout: Duration::from_secs(5),
     };
     let expected = Config {
         proxy: ProxyConfig {
@@ -134,6 +138,8 @@ fn full_example_parses_to_expected_values() {
             health_up_after: 4,
             route_deny_functions: Some(vec!["nextval".to_owned(), "audit.log".to_owned()]),
             route_allow_functions: Some(vec!["lower".to_owned()]),
+            admin_users: vec!["monitor".to_owned()],
+            pause_timeout: Duration::from_secs(7),
             routing: proxy_routing.clone(),
         },
         log: LogConfig {
