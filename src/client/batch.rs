@@ -8,13 +8,13 @@ use bytes::Buf;
 
 use super::pump::Outcome;
 use super::route::{self, Floor, RouteCommand};
-use super::session::Session;
+use super::session::{Session, TxLost};
 use super::ClientError;
-use crate::config::{ReplicaFallback, Route};
+use crate::config::ReplicaFallback;
 use crate::pool::{PoolError, Pooled};
 use crate::protocol::build::{self, Severity};
 use crate::protocol::{frame, sqlstate, tag, TxStatus};
-use crate::router::classify::{TxEffect, Verdict};
+use crate::router::classify::{self, TxEffect, Verdict};
 use crate::router::{self, BatchFacts, Candidate, Want};
 
 /// Where a batch runs.
@@ -52,12 +52,11 @@ impl Session {
             if self.io.rbuf[0] == tag::TERMINATE {
                 return Ok(());
             }
-            if self.tx_lost {
-                self.tx_lost = false;
-                self.fail_batch(
-                    sqlstate::CONNECTION_FAILURE,
-                    "pgferry: the server connection holding this transaction was lost; the transaction was rolled back",
-                )?;
+            if self.tx_lost != TxLost::No {
+                if !self.lost_transaction(need)? {
+                    // An extended batch whose Sync has not arrived yet.
+                    self.io.read_more().await?;
+                }
                 continue;
             }
             match self.route_command(need)? {
@@ -112,11 +111,16 @@ impl Session {
                     RouteCommand::Reset => self.route_setting = None,
                     RouteCommand::Show => {}
                 }
-                let shown = self.route_setting.unwrap_or(self.routing.route);
+                let reply = cmd.reply(self.route_setting.unwrap_or(self.routing.route));
                 if simple {
-                    route::answer_simple(&mut self.io.wbuf, cmd, shown);
+                    route::answer_simple(&mut self.io.wbuf, reply, TxStatus::Idle);
                 } else {
-                    route::answer_extended(&mut self.io.wbuf, &self.io.rbuf[..len], cmd, shown);
+                    route::answer_extended(
+                        &mut self.io.wbuf,
+                        &self.io.rbuf[..len],
+                        reply,
+                        TxStatus::Idle,
+                    );
                 }
             }
             Err(message) => {
@@ -131,6 +135,57 @@ impl Session {
         }
         self.io.rbuf.advance(len);
         Ok(Some(true))
+    }
+
+    /// The client's transaction was lost with its server. Its ROLLBACK (or
+    /// COMMIT, which Postgres answers with ROLLBACK in a failed transaction)
+    /// is answered here; anything else gets the 40001 if the client was not
+    /// told yet, else 25P02, and the transaction stays failed. False when an
+    /// extended batch is not complete yet.
+    fn lost_transaction(&mut self, head: usize) -> Result<bool, ClientError> {
+        let ends = route::head_text(&self.io.rbuf[..head])
+            .is_some_and(|t| classify::tx_effect(t) == TxEffect::End);
+        if ends {
+            let simple = self.io.rbuf[0] == tag::QUERY;
+            let len = if simple {
+                head
+            } else {
+                match self.batch_end()? {
+                    Some(end) => end,
+                    None => return Ok(false),
+                }
+            };
+            let reply = route::Reply::Command("ROLLBACK");
+            if simple {
+                route::answer_simple(&mut self.io.wbuf, reply, TxStatus::Idle);
+            } else {
+                route::answer_extended(
+                    &mut self.io.wbuf,
+                    &self.io.rbuf[..len],
+                    reply,
+                    TxStatus::Idle,
+                );
+            }
+            self.io.rbuf.advance(len);
+            self.tx_lost = TxLost::No;
+            return Ok(true);
+        }
+        if self.tx_lost == TxLost::Unreported {
+            self.tx_lost = TxLost::Reported;
+            self.db.topology.note_failover_error();
+            self.fail_batch_in(
+                sqlstate::SERIALIZATION_FAILURE,
+                "pgferry: the server was lost; this transaction was rolled back and can be retried",
+                TxStatus::Failed,
+            )?;
+        } else {
+            self.fail_batch_in(
+                sqlstate::IN_FAILED_SQL_TRANSACTION,
+                "current transaction is aborted, commands ignored until end of transaction block",
+                TxStatus::Failed,
+            )?;
+        }
+        Ok(true)
     }
 
     /// End of the extended-protocol batch at the head (through its Sync).
@@ -150,13 +205,12 @@ impl Session {
     }
 
     fn batch_facts(&mut self, head: usize) -> BatchFacts {
-        let may_route = self.route_setting.unwrap_or(self.routing.route) != Route::Primary;
+        // Classified even when everything goes to the primary: a standalone
+        // read may then be retried across a failover, and a read does not
+        // count as a write for read-your-writes.
         let msg = &self.io.rbuf[..head];
         let text = route::head_text(msg);
-        let mut facts = route::facts(text, may_route, &self.state.policy);
-        if !may_route {
-            return facts;
-        }
+        let mut facts = route::facts(text, true, &self.state.policy);
         match (msg[0], statement_name(msg)) {
             (tag::PARSE, Some(name)) if !name.is_empty() => {
                 if self.verdicts.len() >= MAX_VERDICTS {
@@ -199,14 +253,21 @@ impl Session {
             if let Err(e) = self.sync_params(&mut conn).await {
                 return self.fail_with(e).map(|_| Flow::Next);
             }
-            let hold =
-                target.replica && matches!(want, Want::Replica { retry_safe: true }) && !retried;
+            // A standalone read-only statement may be re-run elsewhere if its
+            // node goes away before answering; nothing else ever is.
+            let standalone_read = facts.verdict == Verdict::ReadOnly && facts.tx == TxEffect::None;
+            let hold = standalone_read
+                && !retried
+                && match want {
+                    Want::Replica { retry_safe } => retry_safe || !target.replica,
+                    Want::Primary => true,
+                };
             if hold {
                 // A held batch must be the first thing the client hears back.
                 self.io.flush().await?;
             }
             self.set_cancel_target(Some(&conn));
-            let outcome = self.pump(&mut conn, target.replica, hold).await;
+            let outcome = self.pump(&mut conn, target.replica || hold, hold).await;
             self.set_cancel_target(None);
             match outcome {
                 Outcome::Released => {

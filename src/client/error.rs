@@ -47,6 +47,11 @@ pub enum ClientError {
     NoReplica(String),
     #[error("no node could take the request")]
     NoServer,
+    #[error("no primary for database \"{database}\" within failover_timeout (waited {} ms)", waited.as_millis())]
+    FailoverTimeout {
+        database: String,
+        waited: std::time::Duration,
+    },
 }
 
 /// What the client is told.
@@ -124,6 +129,9 @@ impl ClientError {
                 fatal(sqlstate::CONNECTION_FAILURE, format!("pgferry: {e}"))
             }
             ClientError::NoReplica(_) => {
+                fatal(sqlstate::CANNOT_CONNECT_NOW, format!("pgferry: {self}"))
+            }
+            ClientError::FailoverTimeout { .. } => {
                 fatal(sqlstate::CANNOT_CONNECT_NOW, format!("pgferry: {self}"))
             }
             ClientError::NoServer => {

@@ -22,6 +22,7 @@ use crate::config::PoolMode;
 use crate::protocol::build::{self, Severity};
 use crate::protocol::frame::{self, FrameError};
 use crate::protocol::{sqlstate, tag, views, TxStatus};
+use crate::router::classify::{self, TxEffect};
 use crate::server::{params, ParamSet, ServerConn};
 
 /// Stop reading a side while this much is buffered and unsent (backpressure).
@@ -72,6 +73,12 @@ pub struct Tracker {
     /// After the server was lost: body bytes of a client message that was
     /// partly forwarded and whose rest has not arrived yet.
     pub partial: usize,
+    /// A COMMIT (or other transaction end) may be among the requests in
+    /// flight inside a transaction block: if the server is lost now, the
+    /// outcome is unknown.
+    pub end_in_flight: bool,
+    /// The FATAL error the server ended the connection with, if any.
+    pub server_fatal: Option<(String, String)>,
 }
 
 impl Default for Tracker {
@@ -83,6 +90,8 @@ impl Default for Tracker {
             terminated: false,
             needs_rollback: false,
             partial: 0,
+            end_in_flight: false,
+            server_fatal: None,
         }
     }
 }
@@ -123,6 +132,8 @@ pub struct Pump<'a> {
     /// While holding: bytes of the client buffer already written to the server.
     c_sent: usize,
     retry: bool,
+    /// The server sent a FATAL error: the connection is ending.
+    server_gone: bool,
 }
 
 impl<'a> Pump<'a> {
@@ -162,6 +173,7 @@ impl<'a> Pump<'a> {
             hold: false,
             c_sent: 0,
             retry: false,
+            server_gone: false,
         }
     }
 
@@ -284,6 +296,9 @@ impl<'a> Pump<'a> {
             if self.retry {
                 return Poll::Ready(Outcome::Retry);
             }
+            if self.server_gone {
+                return Poll::Ready(Outcome::ServerGone(None));
+            }
 
             // Buffer → client.
             if self.s_scanned > 0 && !self.client_eof {
@@ -347,6 +362,21 @@ impl<'a> Pump<'a> {
                     self.track.terminated = true;
                     break;
                 }
+                tag::QUERY | tag::PARSE if self.track.tx != TxStatus::Idle => {
+                    // Inside a transaction block: note whether this may end
+                    // it (a partial message counts, conservatively).
+                    let text = buf
+                        .get(self.c_scanned..self.c_scanned + h.total_len())
+                        .and_then(super::route::head_text);
+                    if text.is_none_or(|t| classify::tx_effect(t) == TxEffect::End) {
+                        self.track.end_in_flight = true;
+                    }
+                    if h.tag == tag::QUERY {
+                        self.track.pending += 1;
+                    } else {
+                        self.track.unsynced = true;
+                    }
+                }
                 tag::QUERY | tag::FUNCTION_CALL => self.track.pending += 1,
                 tag::SYNC => {
                     self.track.pending += 1;
@@ -394,14 +424,27 @@ impl<'a> Pump<'a> {
                     self.s_scanned += h.total_len();
                     self.ready_for_query(at, h.total_len());
                 }
-                tag::ERROR_RESPONSE if self.hold && h.total_len() <= MAX_INSPECTED => {
+                tag::ERROR_RESPONSE if h.total_len() <= MAX_INSPECTED => {
                     if !whole {
                         break;
                     }
                     let body = &self.sbuf[at + frame::HEADER_LEN..at + h.total_len()];
-                    if views::ErrorFields::parse(body).is_ok_and(|e| node_going_away(e.code)) {
-                        self.retry = true;
-                        return;
+                    if let Ok(e) = views::ErrorFields::parse(body) {
+                        if self.hold && node_going_away(e.code) {
+                            self.retry = true;
+                            return;
+                        }
+                        if matches!(e.severity, "FATAL" | "PANIC") {
+                            // The server is ending this connection. The
+                            // client must not see a FATAL (it would think its
+                            // own connection is over); the session answers
+                            // in its place.
+                            self.track.server_fatal =
+                                Some((e.code.to_owned(), e.message.to_owned()));
+                            self.server.broken = true;
+                            self.server_gone = true;
+                            return;
+                        }
                     }
                     self.s_scanned += h.total_len();
                 }
@@ -440,6 +483,9 @@ impl<'a> Pump<'a> {
         };
         self.track.pending = self.track.pending.saturating_sub(1);
         self.track.tx = status;
+        if self.track.pending == 0 && !self.track.unsynced {
+            self.track.end_in_flight = false;
+        }
         self.server.tx_status = status;
         let batch_done = self.track.pending == 0 && !self.track.unsynced && self.c_remaining == 0;
         match self.mode {
@@ -488,7 +534,7 @@ impl From<ClientViolation> for super::ClientError {
 
 /// Errors that mean the node is shutting down or unreachable, not that the
 /// statement failed: a held read-only batch may run elsewhere instead.
-fn node_going_away(code: &str) -> bool {
+pub(super) fn node_going_away(code: &str) -> bool {
     matches!(
         code,
         "57P01" | "57P02" | "57P03" | "08006" | "08003" | "08001"

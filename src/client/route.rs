@@ -158,23 +158,41 @@ pub fn facts(text: Option<&str>, may_route: bool, policy: &FunctionPolicy) -> Ba
     }
 }
 
-/// Answers a route command sent with the simple protocol.
-pub fn answer_simple(out: &mut BytesMut, cmd: RouteCommand, current: Route) {
-    match cmd {
-        RouteCommand::Set(_) => build::command_complete(out, "SET"),
-        RouteCommand::Reset => build::command_complete(out, "RESET"),
-        RouteCommand::Show => {
+/// What pgferry answers in Postgres' place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reply<'a> {
+    /// A command with this tag and no rows (SET, RESET, ROLLBACK).
+    Command(&'a str),
+    /// SHOW pgferry.route: one text row.
+    Show(&'a str),
+}
+
+impl RouteCommand {
+    pub fn reply(self, shown: Route) -> Reply<'static> {
+        match self {
+            RouteCommand::Set(_) => Reply::Command("SET"),
+            RouteCommand::Reset => Reply::Command("RESET"),
+            RouteCommand::Show => Reply::Show(route_name(shown)),
+        }
+    }
+}
+
+/// Answers a statement sent with the simple protocol.
+pub fn answer_simple(out: &mut BytesMut, reply: Reply<'_>, status: TxStatus) {
+    match reply {
+        Reply::Command(tag) => build::command_complete(out, tag),
+        Reply::Show(value) => {
             row_description(out);
-            data_row(out, route_name(current));
+            data_row(out, value);
             build::command_complete(out, "SHOW");
         }
     }
-    build::ready_for_query(out, TxStatus::Idle);
+    build::ready_for_query(out, status);
 }
 
-/// Answers an extended-protocol batch (Parse … Sync, all in `batch`) whose
-/// statement is a route command, message by message as Postgres would.
-pub fn answer_extended(out: &mut BytesMut, batch: &[u8], cmd: RouteCommand, current: Route) {
+/// Answers an extended-protocol batch (Parse … Sync, all in `batch`) message
+/// by message as Postgres would.
+pub fn answer_extended(out: &mut BytesMut, batch: &[u8], reply: Reply<'_>, status: TxStatus) {
     let mut at = 0;
     while let Ok(Some(h)) = frame::header(&batch[at..], usize::MAX) {
         let kind = batch.get(at + frame::HEADER_LEN).copied().unwrap_or(b'P');
@@ -189,21 +207,19 @@ pub fn answer_extended(out: &mut BytesMut, batch: &[u8], cmd: RouteCommand, curr
                     out.put_u32(6);
                     out.put_u16(0);
                 }
-                if cmd == RouteCommand::Show {
-                    row_description(out);
-                } else {
-                    put_empty(out, b'n');
+                match reply {
+                    Reply::Show(_) => row_description(out),
+                    Reply::Command(_) => put_empty(out, b'n'),
                 }
             }
-            tag::EXECUTE => match cmd {
-                RouteCommand::Show => {
-                    data_row(out, route_name(current));
+            tag::EXECUTE => match reply {
+                Reply::Show(value) => {
+                    data_row(out, value);
                     build::command_complete(out, "SHOW");
                 }
-                RouteCommand::Set(_) => build::command_complete(out, "SET"),
-                RouteCommand::Reset => build::command_complete(out, "RESET"),
+                Reply::Command(t) => build::command_complete(out, t),
             },
-            tag::SYNC => build::ready_for_query(out, TxStatus::Idle),
+            tag::SYNC => build::ready_for_query(out, status),
             _ => {}
         }
         at += h.total_len();

@@ -26,6 +26,49 @@ use crate::state::{Database, State};
 
 static NEXT_CLIENT_ID: AtomicU64 = AtomicU64::new(1);
 
+/// Whether the server holding the client's open transaction was lost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum TxLost {
+    No,
+    /// Lost while the client was idle in the transaction: its next request
+    /// gets the 40001.
+    Unreported,
+    /// The client was told (40001); it must end the transaction, which
+    /// pgferry answers.
+    Reported,
+}
+
+/// What a client is told when its server went away (see `server_lost`).
+fn lost_reply(t: &Tracker) -> (&str, String, TxStatus) {
+    if let Some((code, message)) = &t.server_fatal {
+        if !super::pump::node_going_away(code) {
+            return (code.as_str(), message.clone(), TxStatus::Idle);
+        }
+    }
+    if t.tx != TxStatus::Idle {
+        if t.end_in_flight {
+            (
+                sqlstate::TRANSACTION_RESOLUTION_UNKNOWN,
+                "pgferry: the server was lost while this transaction was ending; it may or may not have committed".to_owned(),
+                TxStatus::Idle,
+            )
+        } else {
+            (
+                sqlstate::SERIALIZATION_FAILURE,
+                "pgferry: the server was lost; this transaction was rolled back and can be retried"
+                    .to_owned(),
+                TxStatus::Failed,
+            )
+        }
+    } else {
+        (
+            sqlstate::TRANSACTION_RESOLUTION_UNKNOWN,
+            "pgferry: the server was lost while running this statement; it may or may not have taken effect".to_owned(),
+            TxStatus::Idle,
+        )
+    }
+}
+
 /// How long a reset query or rollback may take before the connection is
 /// closed instead of reused.
 const RESET_TIMEOUT: Duration = Duration::from_secs(5);
@@ -50,7 +93,9 @@ pub struct Session {
     pub(super) discard_bytes: usize,
     /// The server holding this client's open transaction was lost; the
     /// next batch is told so instead of running outside that transaction.
-    pub(super) tx_lost: bool,
+    pub(super) tx_lost: TxLost,
+    /// The transaction status the ReadyForQuery ending a discarded batch reports.
+    pub(super) discard_status: TxStatus,
     /// The database's routing settings.
     pub(super) routing: RoutingConfig,
     /// The session's `pgferry.route`, from the startup packet or SET.
@@ -94,7 +139,8 @@ impl Session {
             sbuf: BytesMut::new(),
             discard_until_sync: false,
             discard_bytes: 0,
-            tx_lost: false,
+            tx_lost: TxLost::No,
+            discard_status: TxStatus::Idle,
             routing,
             route_setting,
             ryw: ReadYourWrites::default(),
@@ -140,25 +186,50 @@ impl Session {
 
     /// A connection to the current primary. A node that refuses connections
     /// sends us looking for the primary again, once per checkout.
+    /// A connection to the current primary. While there is none (the
+    /// primary is lost, restarting, or two nodes claim the role), waits up to
+    /// `failover_timeout` for one: the client is held, not failed.
     pub(super) async fn checkout(&self) -> Result<Pooled, ClientError> {
         let deadline = self.deadline();
-        let mut rediscovered = false;
+        let started = Instant::now();
+        let give_up = started + self.routing.failover_timeout;
+        let topology = &self.db.topology;
+        let mut held = false;
         loop {
-            let node = self.db.topology.primary().await?;
-            let pool = self
-                .db
-                .pool(&self.user, node)
-                .ok_or_else(|| ClientError::UnknownRole(self.user.clone()))?;
-            match pool.checkout(deadline).await {
-                Ok(c) => return Ok(c),
-                Err(PoolError::Server(e)) if e.is_node_failure() && !rediscovered => {
-                    tracing::warn!(client_id = self.id, node = %pool.spec().node, error = %e, "primary connect failed");
-                    pool.drop_idle();
-                    self.db.topology.report_failure(node);
-                    rediscovered = true;
+            if let Ok(node) = topology.primary().await {
+                let pool = self
+                    .db
+                    .pool(&self.user, node)
+                    .ok_or_else(|| ClientError::UnknownRole(self.user.clone()))?;
+                match pool.checkout(deadline).await {
+                    Ok(c) => {
+                        if held {
+                            topology.note_held(started.elapsed());
+                            tracing::info!(
+                                client_id = self.id,
+                                held_ms = started.elapsed().as_millis() as u64,
+                                "client released to the primary after a hold"
+                            );
+                        }
+                        return Ok(c);
+                    }
+                    Err(PoolError::Server(e)) if e.is_node_failure() => {
+                        tracing::warn!(client_id = self.id, node = %pool.spec().node, error = %e, "primary connect failed");
+                        pool.drop_idle();
+                        topology.report_failure(node);
+                    }
+                    Err(e) => return Err(e.into()),
                 }
-                Err(e) => return Err(e.into()),
             }
+            if Instant::now() >= give_up {
+                topology.note_failover_error();
+                return Err(ClientError::FailoverTimeout {
+                    database: self.db.name.clone(),
+                    waited: started.elapsed(),
+                });
+            }
+            held = true;
+            topology.next_round(give_up).await;
         }
     }
 
@@ -262,35 +333,61 @@ impl Session {
     /// The server went away mid-request. Every outstanding sync point gets
     /// an error and ReadyForQuery; an unfinished batch is discarded up to its
     /// Sync; an open transaction is reported lost on the next request.
+    /// The server went away mid-request (or while the client was idle in a
+    /// transaction). The client keeps its connection and gets exactly one
+    /// error saying what happened to its work:
+    /// - inside a transaction block, before COMMIT was sent: `40001`, the
+    ///   transaction certainly did not commit and can be retried; the
+    ///   client's ROLLBACK is then answered by pgferry;
+    /// - a COMMIT, or a standalone statement that may have written, in
+    ///   flight: `08007`, the outcome is unknown;
+    /// - a FATAL that is not about the node going away (say
+    ///   idle_in_transaction_session_timeout): that error, as an ERROR.
     pub(super) fn server_lost(&mut self) {
-        const MSG: &str = "pgferry: server connection lost while running this request";
-        for _ in 0..self.track.pending {
-            build::error_response(
-                &mut self.io.wbuf,
-                Severity::Error,
-                sqlstate::CONNECTION_FAILURE,
-                MSG,
-            );
-            build::ready_for_query(&mut self.io.wbuf, TxStatus::Idle);
+        let t = std::mem::take(&mut self.track);
+        let in_flight = t.pending > 0 || t.unsynced;
+        let (code, message, status) = lost_reply(&t);
+        if in_flight {
+            self.db.topology.note_failover_error();
+            for _ in 0..t.pending {
+                build::error_response(&mut self.io.wbuf, Severity::Error, code, &message);
+                build::ready_for_query(&mut self.io.wbuf, status);
+            }
+            if t.unsynced {
+                if t.pending == 0 {
+                    build::error_response(&mut self.io.wbuf, Severity::Error, code, &message);
+                }
+                self.discard_until_sync = true;
+                self.discard_status = status;
+            }
+            // After a 40001 the client sits in a failed transaction until it
+            // ends it; pgferry answers that.
+            self.tx_lost = if status == TxStatus::Failed {
+                TxLost::Reported
+            } else {
+                TxLost::No
+            };
+        } else if t.tx != TxStatus::Idle {
+            // Idle in a transaction: nothing is sent now; its next request
+            // learns that the transaction is gone.
+            self.tx_lost = TxLost::Unreported;
         }
-        if self.track.unsynced {
-            build::error_response(
-                &mut self.io.wbuf,
-                Severity::Error,
-                sqlstate::CONNECTION_FAILURE,
-                MSG,
-            );
-            self.discard_until_sync = true;
-        } else if self.track.pending == 0 && self.track.tx != TxStatus::Idle {
-            self.tx_lost = true;
-        }
-        self.discard_bytes = self.track.partial;
-        self.track = Tracker::default();
+        self.discard_bytes = t.partial;
     }
 
     /// Answers the batch at the head of the client's buffer with an error,
     /// without a server.
     pub(super) fn fail_batch(&mut self, code: &str, message: &str) -> Result<(), ClientError> {
+        self.fail_batch_in(code, message, TxStatus::Idle)
+    }
+
+    /// Like `fail_batch`, ending with ReadyForQuery reporting `status`.
+    pub(super) fn fail_batch_in(
+        &mut self,
+        code: &str,
+        message: &str,
+        status: TxStatus,
+    ) -> Result<(), ClientError> {
         let Some(h) = frame::header(&self.io.rbuf, self.state.config.proxy.max_message_size)?
         else {
             return Ok(());
@@ -299,9 +396,12 @@ impl Session {
         match h.tag {
             tag::QUERY | tag::FUNCTION_CALL => {
                 self.discard_bytes = h.total_len();
-                build::ready_for_query(&mut self.io.wbuf, TxStatus::Idle);
+                build::ready_for_query(&mut self.io.wbuf, status);
             }
-            _ => self.discard_until_sync = true,
+            _ => {
+                self.discard_until_sync = true;
+                self.discard_status = status;
+            }
         }
         self.discard_local();
         Ok(())
@@ -329,7 +429,7 @@ impl Session {
             }
             if h.tag == tag::SYNC {
                 self.discard_until_sync = false;
-                build::ready_for_query(&mut self.io.wbuf, TxStatus::Idle);
+                build::ready_for_query(&mut self.io.wbuf, self.discard_status);
             }
             self.discard_bytes = h.total_len();
         }

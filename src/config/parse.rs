@@ -220,7 +220,7 @@ fn check_scram(rest: &str) -> Result<(), String> {
     if !iterations_ok {
         return Err(bad("iteration count must be a positive integer"));
     }
-    if !base64_decoded_len(salt).is_some_and(|n| n > 0) {
+    if base64_decoded_len(salt).is_none_or(|n| n == 0) {
         return Err(bad("salt is not valid base64"));
     }
     // SHA-256 digests are 32 bytes; anything else cannot verify a SCRAM-SHA-256 proof.

@@ -50,7 +50,10 @@ pub(super) fn build(table: Table) -> Result<Config, Vec<Problem>> {
 
     for name in &proxy.admin_users {
         if !users.iter().any(|u| &u.name == name) {
-            problems.report("proxy.admin_users", format!("unknown user {name:?} (not in [[users]])"));
+            problems.report(
+                "proxy.admin_users",
+                format!("unknown user {name:?} (not in [[users]])"),
+            );
         }
     }
     match &proxy.monitor_user {

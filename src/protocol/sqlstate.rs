@@ -16,3 +16,6 @@ pub const CANNOT_CONNECT_NOW: &str = "57P03";
 pub const ACTIVE_SQL_TRANSACTION: &str = "25001";
 pub const INTERNAL_ERROR: &str = "XX000";
 pub const INVALID_PARAMETER_VALUE: &str = "22023";
+pub const SERIALIZATION_FAILURE: &str = "40001";
+pub const TRANSACTION_RESOLUTION_UNKNOWN: &str = "08007";
+pub const IN_FAILED_SQL_TRANSACTION: &str = "25P02";

@@ -15,6 +15,7 @@
 //! Every change of a node's role or health, of a replica's lag exclusion and
 //! of the adopted primary is logged as one structured line.
 
+mod failover;
 mod health;
 mod lag;
 mod lsn;
@@ -33,6 +34,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
+pub use failover::Summary as FailoverSummary;
 pub use health::Health;
 pub use lsn::{format_lsn, parse_lsn, LsnError};
 pub use probe::ProbeError;
@@ -104,6 +106,7 @@ pub struct Topology {
     /// that just failed.
     primary_reported: AtomicU64,
     monitor_started: AtomicBool,
+    failovers: Mutex<failover::FailoverLog>,
 }
 
 impl std::fmt::Debug for Topology {
@@ -133,6 +136,7 @@ impl Topology {
             rounds: watch::channel(0).0,
             primary_reported: AtomicU64::new(0),
             monitor_started: AtomicBool::new(false),
+            failovers: Mutex::new(failover::FailoverLog::default()),
         })
     }
 
@@ -183,6 +187,7 @@ impl Topology {
             if a.primary() == Some(node) {
                 self.primary_reported
                     .store(a.round() + 1, Ordering::Release);
+                self.failover_log().lost(Some(node), Instant::now());
             }
             let events = a.apply_report(node);
             if events.is_some() {
@@ -210,6 +215,25 @@ impl Topology {
         for e in &events {
             self.log_event(e);
         }
+        let primary_up = snap
+            .primary
+            .filter(|&p| snap.nodes.get(p).is_some_and(|n| n.health == Health::Up));
+        let (gap, settled) = {
+            let mut log = self.failover_log();
+            let now = Instant::now();
+            (log.recovered(primary_up, now), log.settle(now))
+        };
+        if let (Some(gap), Some(p)) = (gap, primary_up) {
+            tracing::warn!(database = %self.database, primary = %self.host(p), gap_ms = millis(gap),
+                "failover: primary back; held work is released");
+        }
+        if let Some(s) = settled {
+            tracing::warn!(database = %self.database,
+                from = %s.from.map_or_else(|| "none".to_owned(), |n| self.host(n)),
+                to = %self.host(s.to), gap_ms = millis(s.gap), clients_held = s.clients_held,
+                longest_hold_ms = millis(s.longest_hold), errors_returned = s.errors,
+                "failover summary");
+        }
         snap.nodes.iter().any(|n| n.health == Health::Suspect)
     }
 
@@ -225,6 +249,34 @@ impl Topology {
         {
             tracing::warn!(database = %self.database, waited_ms = millis(wait), "no health-check round finished in time");
         }
+    }
+
+    fn failover_log(&self) -> MutexGuard<'_, failover::FailoverLog> {
+        self.failovers.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A client waited `waited` for a primary and then got one.
+    pub fn note_held(&self, waited: Duration) {
+        self.failover_log().held(waited);
+    }
+
+    /// A client got an error because the primary was lost.
+    pub fn note_failover_error(&self) {
+        self.failover_log().error();
+    }
+
+    /// Finished failovers, oldest first.
+    pub fn failover_history(&self) -> Vec<FailoverSummary> {
+        self.failover_log().history.clone()
+    }
+
+    /// Waits until a round finishes (or `deadline`); used by clients waiting
+    /// for a primary.
+    pub async fn next_round(&self, deadline: Instant) {
+        let round = self.snapshot.load().round;
+        let mut rx = self.rounds.subscribe();
+        self.wake.notify_one();
+        let _ = tokio::time::timeout_at(deadline.into(), rx.wait_for(|r| *r > round)).await;
     }
 
     fn lock(&self) -> MutexGuard<'_, Assembler> {
@@ -304,13 +356,30 @@ impl Topology {
                 }
             }
             Event::Primary { from, to, reason } => {
+                let from_node = *from;
                 let name =
                     |n: &Option<usize>| n.map_or_else(|| "none".to_owned(), |n| self.host(n));
                 let (from, to_name) = (name(from), name(to));
-                if to.is_some() {
+                let now = Instant::now();
+                if let Some(new) = *to {
                     tracing::info!(database = %db, %from, to = %to_name, reason, "primary changed");
+                    let gap = {
+                        let mut log = self.failover_log();
+                        if from_node.is_some() {
+                            // A direct switch (higher timeline) is a failover too.
+                            log.lost(from_node, now);
+                        }
+                        log.adopted(new, now)
+                    };
+                    if let Some(gap) = gap {
+                        tracing::warn!(database = %db, primary = %to_name, gap_ms = millis(gap),
+                            "failover: primary adopted; held work is released");
+                    }
                 } else {
                     tracing::warn!(database = %db, %from, to = %to_name, reason, "primary changed");
+                    let mut log = self.failover_log();
+                    log.reopened();
+                    log.lost(from_node, now);
                 }
             }
             Event::ConflictingPrimaries { claimants, chosen } => {
@@ -322,9 +391,22 @@ impl Topology {
                     })
                     .collect::<Vec<_>>()
                     .join(", ");
-                tracing::error!(database = %db, %claimants, chosen = %self.host(*chosen),
-                    "more than one node answers as primary; routing to the one on the highest timeline \
-                     (the adopted one on a tie): fence the other");
+                match chosen {
+                    Some(chosen) => {
+                        tracing::error!(database = %db, %claimants, chosen = %self.host(*chosen),
+                        "more than one node answers as primary; routing to the one on the highest timeline: fence the other")
+                    }
+                    None => tracing::error!(database = %db, %claimants,
+                        "more than one node answers as primary on the same timeline; holding writes until only one does"),
+                }
+            }
+            Event::Fenced {
+                node,
+                timeline,
+                adopted_timeline,
+            } => {
+                tracing::error!(database = %db, node = %self.host(*node), timeline = ?timeline, adopted_timeline,
+                    "node answers as primary on an older timeline than the adopted primary; fenced, it gets no traffic");
             }
         }
     }

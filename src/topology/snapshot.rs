@@ -141,7 +141,17 @@ pub enum Event {
     ConflictingPrimaries {
         /// (node, timeline) of every claimant.
         claimants: Vec<(usize, Option<u32>)>,
-        chosen: usize,
+        /// None when two claimants tie on the highest timeline: writes are
+        /// held rather than guessed.
+        chosen: Option<usize>,
+    },
+    /// A node answers as primary on a timeline older than one already
+    /// adopted (an old primary restarted without being demoted): it never
+    /// gets traffic. Logged when the set of fenced nodes changes.
+    Fenced {
+        node: usize,
+        timeline: Option<u32>,
+        adopted_timeline: u32,
     },
 }
 
@@ -164,6 +174,11 @@ pub struct Assembler {
     nodes: Vec<NodeState>,
     /// Claimants of the last round that had more than one.
     conflict: Vec<usize>,
+    /// The highest timeline of any primary ever adopted: claimants below it
+    /// are fenced.
+    adopted_timeline: Option<u32>,
+    /// Nodes fenced in the last round (for logging changes only).
+    fenced: Vec<usize>,
 }
 
 impl Assembler {
@@ -183,6 +198,8 @@ impl Assembler {
                 })
                 .collect(),
             conflict: Vec::new(),
+            adopted_timeline: None,
+            fenced: Vec::new(),
         }
     }
 
@@ -326,7 +343,7 @@ impl Assembler {
         outcomes: &[Result<ProbeSample, String>],
         events: &mut Vec<Event>,
     ) {
-        let claimants: Vec<(usize, Option<u32>)> = outcomes
+        let all_claimants: Vec<(usize, Option<u32>)> = outcomes
             .iter()
             .enumerate()
             .filter_map(|(i, o)| match o {
@@ -334,6 +351,31 @@ impl Assembler {
                 _ => None,
             })
             .collect();
+        // Fencing: a claimant on a timeline older than a primary already
+        // adopted is an old primary that came back without being demoted.
+        let floor = self.adopted_timeline;
+        let fenced_now = |t: Option<u32>| match (floor, t) {
+            (Some(f), Some(t)) => t < f,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        let mut fenced = Vec::new();
+        let mut claimants = Vec::new();
+        for &(i, t) in &all_claimants {
+            if fenced_now(t) {
+                fenced.push(i);
+                if !self.fenced.contains(&i) {
+                    events.push(Event::Fenced {
+                        node: i,
+                        timeline: t,
+                        adopted_timeline: floor.unwrap_or(0),
+                    });
+                }
+            } else {
+                claimants.push((i, t));
+            }
+        }
+        self.fenced = fenced;
         let old = self.primary;
         let mut competitors = claimants.clone();
         if let Some(p) = old {
@@ -344,7 +386,11 @@ impl Assembler {
             }
         }
         let best = competitors.iter().map(|&(_, t)| t).max();
-        let chosen = best.and_then(|best| {
+        // Two nodes answering as primary on the same (highest) timeline in
+        // the same round: split brain. Hold writes; never guess.
+        let split =
+            best.is_some_and(|best| claimants.iter().filter(|&&(_, t)| t == best).count() > 1);
+        let chosen = best.filter(|_| !split).and_then(|best| {
             let tied = competitors.iter().filter(|&&(_, t)| t == best);
             old.filter(|&p| tied.clone().any(|&(i, _)| i == p))
                 .or_else(|| tied.map(|&(i, _)| i).min())
@@ -353,12 +399,10 @@ impl Assembler {
         if claimants.len() > 1 {
             let set: Vec<usize> = claimants.iter().map(|&(i, _)| i).collect();
             if set != self.conflict {
-                if let Some(chosen) = chosen {
-                    events.push(Event::ConflictingPrimaries {
-                        claimants: claimants.clone(),
-                        chosen,
-                    });
-                }
+                events.push(Event::ConflictingPrimaries {
+                    claimants: claimants.clone(),
+                    chosen,
+                });
                 self.conflict = set;
             }
         } else {
@@ -369,6 +413,7 @@ impl Assembler {
             let reason = match (old, chosen) {
                 (None, Some(_)) => "node answers as primary",
                 (Some(_), Some(_)) if claimants.len() > 1 => "higher timeline",
+                (_, None) if split => "two nodes answer as primary on the same timeline",
                 (Some(_), Some(_)) => "another node answers as primary",
                 (Some(p), None) if self.nodes[p].view.health == Health::Down => "primary is down",
                 (Some(_), None) => "primary is in recovery",
@@ -379,6 +424,15 @@ impl Assembler {
                 to: chosen,
                 reason,
             });
+        }
+        if let Some(c) = chosen {
+            let t = competitors
+                .iter()
+                .find(|&&(i, _)| i == c)
+                .and_then(|&(_, t)| t);
+            if let Some(t) = t {
+                self.adopted_timeline = Some(self.adopted_timeline.map_or(t, |f| f.max(t)));
+            }
         }
         self.primary = chosen;
     }
@@ -723,7 +777,7 @@ mod tests {
         );
         assert!(events.contains(&Event::ConflictingPrimaries {
             claimants: vec![(0, Some(1)), (1, Some(2))],
-            chosen: 1
+            chosen: Some(1)
         }));
         assert_eq!(eligible(&s), vec![2], "the losing claimant is no replica");
         // Same conflict again: not logged again.
@@ -737,7 +791,7 @@ mod tests {
     }
 
     #[test]
-    fn two_primaries_same_timeline_keep_the_adopted_one() {
+    fn two_primaries_on_the_same_timeline_hold_writes() {
         let mut a = Assembler::new(3, settings());
         round(
             &mut a,
@@ -747,15 +801,48 @@ mod tests {
             &mut a,
             &[primary(1, 100), primary(1, 100), replica(50, 50, 0)],
         );
-        assert_eq!(s.primary, Some(1));
+        assert_eq!(s.primary, None, "split brain: no guessing");
         assert!(events.contains(&Event::ConflictingPrimaries {
             claimants: vec![(0, Some(1)), (1, Some(1))],
-            chosen: 1
+            chosen: None
         }));
-        // With nothing adopted yet, the first listed wins a tie.
+        // Once only one claims again, it is used.
+        let (s, _) = round(
+            &mut a,
+            &[replica(50, 50, 0), primary(1, 100), replica(50, 50, 0)],
+        );
+        assert_eq!(s.primary, Some(1));
         let mut a = Assembler::new(2, settings());
         let (s, _) = round(&mut a, &[primary(3, 100), primary(3, 100)]);
-        assert_eq!(s.primary, Some(0));
+        assert_eq!(s.primary, None);
+    }
+
+    #[test]
+    fn an_old_primary_back_on_an_older_timeline_is_fenced() {
+        let mut a = Assembler::new(2, settings());
+        round(&mut a, &[primary(1, 100), replica(100, 100, 0)]);
+        // Node 1 is promoted (timeline 2) while node 0 is gone.
+        for _ in 0..3 {
+            round(&mut a, &[down(), primary(2, 200)]);
+        }
+        assert_eq!(a.snapshot().primary, Some(1));
+        // Node 0 restarts as a primary on timeline 1: never chosen, even
+        // when the new primary is down too.
+        let (s, events) = round(&mut a, &[primary(1, 150), primary(2, 210)]);
+        assert_eq!(s.primary, Some(1));
+        assert!(events.contains(&Event::Fenced {
+            node: 0,
+            timeline: Some(1),
+            adopted_timeline: 2
+        }));
+        for _ in 0..3 {
+            round(&mut a, &[primary(1, 150), down()]);
+        }
+        assert_eq!(
+            a.snapshot().primary,
+            None,
+            "a fenced node never becomes primary"
+        );
     }
 
     #[test]
