@@ -143,7 +143,8 @@ for o in --failures-detailed --verbose-errors; do
     if grep -q -- "$o" <<<"$pgbench_help"; then PGBENCH_OPTS+=("$o"); fi
 done
 HAVE_FOLLOW=0
-if scripts/pgcluster --help 2>&1 | grep -q 'follow'; then HAVE_FOLLOW=1; fi
+pgcluster_help="$(scripts/pgcluster --help 2>&1 || true)" # usage exits 2
+if grep -q ' follow ' <<<"$pgcluster_help"; then HAVE_FOLLOW=1; fi
 
 export PGPASSWORD=secret PGUSER=app PGDATABASE=app PGHOST=127.0.0.1 PGSSLMODE=disable
 export PGCONNECT_TIMEOUT=2
@@ -227,7 +228,7 @@ probe_writes() {
 # ------------------------------------------------------------------ results per target
 mkdir -p "$RESULTS_DIR"
 declare -A LOST FAILED RETRIED RETRIES PROCESSED FIRSTWRITE RECONF NOTES RUNTIME
-declare -A TL EVENT KILL_REL PROMOTE_REL PROMOTE_TOOK FOLLOWED
+declare -A TL AGG EVENT END_SEC KILL_REL PROMOTE_REL PROMOTE_TOOK FOLLOWED
 MAXSEC=0
 
 add_event() { # add_event TARGET SECOND TEXT
@@ -246,7 +247,10 @@ run_target() {
     : >"$raw"
     NOTES[$t]=""
     log "===== $t: starting a fresh cluster"
-    eval "$(scripts/pgcluster start --replicas "$REPLICAS" --owner-pid $$)"
+    local env_lines
+    env_lines="$(scripts/pgcluster start --replicas "$REPLICAS" --owner-pid $$)" || die "scripts/pgcluster start failed"
+    unset PGCLUSTER_DIR PGCLUSTER_PRIMARY_PORT PGCLUSTER_HOSTS
+    eval "$env_lines"
     # shellcheck disable=SC2153 # set by the eval above
     CLUSTER_DIR="$PGCLUSTER_DIR"
     local primary_port="$PGCLUSTER_PRIMARY_PORT"
@@ -372,12 +376,13 @@ EOF
     {
         echo "===== settings: DURATION=$DURATION KILL_AT=$KILL_AT PROMOTE_DELAY=$PROMOTE_DELAY CLIENTS=$CLIENTS SCALE=$SCALE POOL_SIZE=$POOL_SIZE"
         echo "===== cluster: $PGCLUSTER_HOSTS (node0 primary); target port $port"
-        echo "===== pgbench ${PGBENCH_OPTS[*]} -p $port"
+        echo "===== pgbench ${PGBENCH_OPTS[*]} -l --aggregate-interval=1 -p $port"
     } >>"$raw"
     log "$t: pgbench ${PGBENCH_OPTS[*]} (kill node0 at ${KILL_AT}s, promote node1 ${PROMOTE_DELAY}s later)"
     local t0 kill_ms promote_start promote_ms rc
     t0="$(now_ms)"
-    "$PGBENCH" "${PGBENCH_OPTS[@]}" -p "$port" >"$out" 2>"$err" &
+    "$PGBENCH" "${PGBENCH_OPTS[@]}" -l --aggregate-interval=1 --log-prefix="$CLUSTER_DIR/pgbench_agg" \
+        -p "$port" >"$out" 2>"$err" &
     PGBENCH_PID=$!
 
     sleep_until_ms $((t0 + KILL_AT * 1000))
@@ -443,9 +448,11 @@ EOF
     if grep -q 'Run was aborted' "$err"; then
         NOTES[$t]="${NOTES[$t]:+${NOTES[$t]}; }pgbench: \"Run was aborted; the above results are incomplete\""
     fi
-    local first_abort
-    first_abort="$(grep -m1 -E 'client [0-9]+ (script [0-9]+ )?aborted' "$err" | sed 's/^pgbench: \(error: \)\{0,1\}//' | cut -c1-160 || true)"
-    [ -n "$first_abort" ] && NOTES[$t]="${NOTES[$t]:+${NOTES[$t]}; }first abort: \`$first_abort\`"
+    local reasons
+    reasons="$(grep -E 'client [0-9]+ (script [0-9]+ )?aborted' "$err" |
+        sed -E 's/^pgbench: (error: )?//; s/^client [0-9]+ //; s/ +/ /g' | cut -c1-240 |
+        sort | uniq -c | sort -rn | head -n 3 | awk '{ n = $1; $1 = ""; printf "%s%d× `%s`", (NR > 1 ? ", " : ""), n, substr($0, 2) }' || true)"
+    [ -n "$reasons" ] && NOTES[$t]="${NOTES[$t]:+${NOTES[$t]}; }abort reasons: $reasons"
 
     local res status done_ms wport tries
     res="$(grep '^RESULT' "$probe" | tail -n 1)"
@@ -458,7 +465,6 @@ EOF
             [ "$p" = "$wport" ] && node="node$i"
         done
         FIRSTWRITE[$t]="$((done_ms - promote_ms)) ms ($node, attempt $tries)"
-        add_event "$t" "$(rel_sec "$done_ms" "$t0")" "first write"
     else
         FIRSTWRITE[$t]="none within ${WRITE_TIMEOUT}s ($tries attempts)"
     fi
@@ -467,12 +473,27 @@ EOF
     PROMOTE_TOOK[$t]="$((promote_ms - promote_start))"
     add_event "$t" "$(rel_sec "$kill_ms" "$t0")" "node0 killed"
     add_event "$t" "$(rel_sec "$promote_ms" "$t0")" "node1 promoted"
+    [ "$status" = ok ] && add_event "$t" "$(rel_sec "$done_ms" "$t0")" "first write"
+    END_SEC[$t]="$(rel_sec "$end_ms" "$t0")"
+    add_event "$t" "${END_SEC[$t]}" "pgbench exited"
 
     local sec tps
     while read -r sec tps; do
         TL["$t|$sec"]="$tps"
         [ "$sec" -gt "$MAXSEC" ] && MAXSEC="$sec"
     done < <(sed -n 's/^progress: \([0-9.]*\) s, \([0-9.]*\) tps.*/\1 \2/p' "$err" | awk '{printf "%d %.0f\n", $1 + 0.5, $2}')
+    # Per-thread aggregate logs (interval_start epoch s, transactions, ...): -P 1 is printed
+    # by thread 0 only, and stops once all of thread 0's clients have aborted.
+    local -a agg_files=()
+    local f
+    for f in "$CLUSTER_DIR"/pgbench_agg.*; do [ -f "$f" ] && agg_files+=("$f"); done
+    if [ ${#agg_files[@]} -gt 0 ]; then
+        while read -r sec tps; do
+            AGG["$t|$sec"]="$tps"
+            [ "$sec" -gt "$MAXSEC" ] && MAXSEC="$sec"
+        done < <(awk 'NF >= 2 { n[$1] += $2; if (base == "" || $1 < base) base = $1 }
+                END { for (s in n) print s - base + 1, n[s] }' "${agg_files[@]}" | sort -n)
+    fi
 
     # ---- raw log
     {
@@ -481,6 +502,11 @@ EOF
         cat "$out"
         echo "===== pgbench stderr"
         cat "$err"
+        for f in "$CLUSTER_DIR"/pgbench_agg.*; do
+            [ -f "$f" ] || continue
+            echo "===== pgbench aggregate log $(basename "$f") (interval_start transactions sum_lat sum_lat2 min_lat max_lat serialization_failures deadlock_failures retried retries)"
+            cat "$f"
+        done
         echo "===== write probe (ms relative to the end of pg_ctl promote)"
         cat "$probe"
         if [ "$t" = pgferry ]; then
@@ -532,7 +558,7 @@ fv=""
     echo
     echo "## Throughput timeline (pgbench -P 1)"
     echo
-    echo "tps per second of the run; \`-\` = no progress line for that second (pgbench had ended, or every client of its reporting thread had aborted)."
+    echo "tps per second of the run (the line \"progress: N s\" covers second N); \`N*\` = no progress line for that second (pgbench prints them from thread 0 only, which stops reporting once all of its clients have aborted), so N is the number of transactions all threads completed in that second, from pgbench's per-thread aggregate log (\`-l --aggregate-interval=1\`); \`-\` = neither source has that second; \`ended\` = pgbench had exited (with -T it exits early once every client has aborted)."
     echo
     hdr="| second |"
     sep="|--:|"
@@ -543,6 +569,7 @@ fv=""
     echo "$hdr events |"
     echo "$sep---|"
     last=$MAXSEC
+    [ "$DURATION" -gt "$last" ] && last="$DURATION"
     for t in "${TARGET_LIST[@]}"; do
         for k in "${!EVENT[@]}"; do
             [[ "$k" == "$t|"* ]] || continue
@@ -554,7 +581,15 @@ fv=""
         row="| $s |"
         evs=()
         for t in "${TARGET_LIST[@]}"; do
-            row="$row $(dash "${TL[$t|$s]:-}") |"
+            if [ -n "${TL[$t|$s]:-}" ]; then
+                row="$row ${TL[$t|$s]} |"
+            elif [ -n "${AGG[$t|$s]:-}" ] && { [ -z "${END_SEC[$t]:-}" ] || [ "$s" -le "${END_SEC[$t]}" ]; }; then
+                row="$row ${AGG[$t|$s]}* |"
+            elif [ -n "${END_SEC[$t]:-}" ] && [ "$s" -gt "${END_SEC[$t]}" ]; then
+                row="$row ended |"
+            else
+                row="$row - |"
+            fi
             evs+=("${EVENT[$t|$s]:-}")
         done
         ev=""

@@ -236,11 +236,11 @@ impl Session {
         let mut retried = false;
         let attempts = self.db.topology.hosts().len() + 1;
         for _ in 0..attempts {
-            let target = match self.target(want, avoid).await {
+            let mut target = match self.target(want, avoid).await {
                 Ok(t) => t,
                 Err(e) => return self.fail_with(e).map(|_| Flow::Next),
             };
-            let mut conn = match self.checkout_target(target).await {
+            let mut conn = match self.checkout_target(&mut target).await {
                 Ok(c) => c,
                 Err(e) if target.replica && is_node_failure(&e) => {
                     tracing::warn!(client_id = self.id, node = target.node, error = %e, "replica unavailable; choosing another node");
@@ -328,7 +328,7 @@ impl Session {
         if let Want::Replica { .. } = want {
             let snap = self.db.topology.snapshot();
             let floor = if self.routing.read_your_writes {
-                self.ryw.floor(snap.taken_at.zip(snap.primary_lsn))
+                self.ryw.floor(snap.primary_sample)
             } else {
                 Floor::None
             };
@@ -357,16 +357,24 @@ impl Session {
                 }
             }
         }
-        let node = self.db.topology.primary().await?;
+        // The primary's node is settled at checkout, which waits for one.
         Ok(Target {
-            node,
+            node: usize::MAX,
             replica: false,
         })
     }
 
-    async fn checkout_target(&self, target: Target) -> Result<Pooled, ClientError> {
+    /// Checks out a connection for `target`; for the primary, also fills in
+    /// which node that is.
+    async fn checkout_target(&self, target: &mut Target) -> Result<Pooled, ClientError> {
         if !target.replica {
-            return self.checkout().await;
+            let conn = self.checkout().await?;
+            let hosts = self.db.topology.hosts();
+            target.node = hosts
+                .iter()
+                .position(|h| *h == conn.node)
+                .unwrap_or(usize::MAX);
+            return Ok(conn);
         }
         let pool = self
             .db

@@ -158,7 +158,10 @@ impl Session {
     /// Checks out a server connection to bring it in line with the client's
     /// parameters; its report becomes the client's ParameterStatus set.
     async fn first_connection(&mut self) -> Result<(), ClientError> {
-        let mut conn = self.checkout().await?;
+        let mut conn = match self.welcome_from_replica().await {
+            Some(c) => c,
+            None => self.checkout().await?,
+        };
         self.sync_params(&mut conn).await?;
         welcome(
             &mut self.io,
@@ -172,6 +175,30 @@ impl Session {
             self.held = Some(conn);
         }
         Ok(())
+    }
+
+    /// While there is no healthy primary (a failover in progress), a client
+    /// logging in in transaction or statement mode gets its parameters from
+    /// a healthy replica instead of waiting: its reads can run meanwhile, and
+    /// its writes wait for the primary like everyone else's.
+    async fn welcome_from_replica(&self) -> Option<Pooled> {
+        if self.mode == PoolMode::Session {
+            return None;
+        }
+        let snap = self.db.topology.snapshot();
+        let primary_up = snap
+            .primary
+            .and_then(|p| snap.nodes.get(p))
+            .is_some_and(|n| n.health == crate::topology::Health::Up);
+        if primary_up {
+            return None;
+        }
+        let node = snap.eligible_replicas().next()?;
+        self.db
+            .pool(&self.user, node)?
+            .checkout(self.deadline())
+            .await
+            .ok()
     }
 
     pub(super) fn deadline(&self) -> Instant {

@@ -39,6 +39,10 @@ pub struct Snapshot {
     pub primary: Option<usize>,
     /// The primary's current LSN in that round (`None` if it did not answer).
     pub primary_lsn: Option<u64>,
+    /// The most recent round that read the primary's LSN: (round start,
+    /// LSN). Kept while the primary is unreachable, so read-your-writes can
+    /// still resolve against the last position known.
+    pub primary_sample: Option<(Instant, u64)>,
     /// Same order as the hosts list.
     pub nodes: Vec<NodeView>,
 }
@@ -94,6 +98,7 @@ impl Snapshot {
             taken_at: None,
             primary: None,
             primary_lsn: None,
+            primary_sample: None,
             nodes: vec![NodeView::unprobed(); nodes],
         }
     }
@@ -171,6 +176,7 @@ pub struct Assembler {
     taken_at: Option<Instant>,
     primary: Option<usize>,
     primary_lsn: Option<u64>,
+    primary_sample: Option<(Instant, u64)>,
     nodes: Vec<NodeState>,
     /// Claimants of the last round that had more than one.
     conflict: Vec<usize>,
@@ -189,6 +195,7 @@ impl Assembler {
             taken_at: None,
             primary: None,
             primary_lsn: None,
+            primary_sample: None,
             nodes: (0..nodes)
                 .map(|_| NodeState {
                     view: NodeView::unprobed(),
@@ -217,6 +224,7 @@ impl Assembler {
             taken_at: self.taken_at,
             primary: self.primary,
             primary_lsn: self.primary_lsn,
+            primary_sample: self.primary_sample,
             nodes: self.nodes.iter().map(|n| n.view.clone()).collect(),
         }
     }
@@ -291,6 +299,9 @@ impl Assembler {
             Some(Ok(s)) if !s.in_recovery => s.lsn,
             _ => None,
         });
+        if let (Some(lsn), Some(at)) = (self.primary_lsn, self.taken_at) {
+            self.primary_sample = Some((at, lsn));
+        }
         self.update_lag(outcomes, &mut events);
         events
     }
