@@ -376,13 +376,15 @@ EOF
     {
         echo "===== settings: DURATION=$DURATION KILL_AT=$KILL_AT PROMOTE_DELAY=$PROMOTE_DELAY CLIENTS=$CLIENTS SCALE=$SCALE POOL_SIZE=$POOL_SIZE"
         echo "===== cluster: $PGCLUSTER_HOSTS (node0 primary); target port $port"
-        echo "===== pgbench ${PGBENCH_OPTS[*]} -l --aggregate-interval=1 -p $port"
+        echo "===== pgbench ${PGBENCH_OPTS[*]} -l -p $port"
     } >>"$raw"
     log "$t: pgbench ${PGBENCH_OPTS[*]} (kill node0 at ${KILL_AT}s, promote node1 ${PROMOTE_DELAY}s later)"
     local t0 kill_ms promote_start promote_ms rc
     t0="$(now_ms)"
-    "$PGBENCH" "${PGBENCH_OPTS[@]}" -l --aggregate-interval=1 --log-prefix="$CLUSTER_DIR/pgbench_agg" \
-        -p "$port" >"$out" 2>"$err" &
+    # -l: per-transaction log, to count completions per second over all threads (see below).
+    # Not --aggregate-interval: pgbench 15 then dies with "unexpected error status" at the
+    # end of a thread whose first client aborted on an SQL error.
+    "$PGBENCH" "${PGBENCH_OPTS[@]}" -l --log-prefix="$CLUSTER_DIR/pgbench_tx" -p "$port" >"$out" 2>"$err" &
     PGBENCH_PID=$!
 
     sleep_until_ms $((t0 + KILL_AT * 1000))
@@ -482,17 +484,24 @@ EOF
         TL["$t|$sec"]="$tps"
         [ "$sec" -gt "$MAXSEC" ] && MAXSEC="$sec"
     done < <(sed -n 's/^progress: \([0-9.]*\) s, \([0-9.]*\) tps.*/\1 \2/p' "$err" | awk '{printf "%d %.0f\n", $1 + 0.5, $2}')
-    # Per-thread aggregate logs (interval_start epoch s, transactions, ...): -P 1 is printed
-    # by thread 0 only, and stops once all of thread 0's clients have aborted.
-    local -a agg_files=()
+    # Per-thread transaction logs (client tx_no latency_us|failure script epoch_s epoch_us
+    # [retries]): successful transactions per second of completion, counted from pgbench's
+    # launch, over all threads. -P 1 lines come from thread 0 only and stop once all of
+    # thread 0's clients have aborted.
+    local -a tx_files=()
     local f
-    for f in "$CLUSTER_DIR"/pgbench_agg.*; do [ -f "$f" ] && agg_files+=("$f"); done
-    if [ ${#agg_files[@]} -gt 0 ]; then
+    for f in "$CLUSTER_DIR"/pgbench_tx.*; do [ -f "$f" ] && tx_files+=("$f"); done
+    if [ ${#tx_files[@]} -gt 0 ]; then
+        awk -v t0="$t0" '$3 ~ /^[0-9]+$/ && NF >= 6 {
+                    ms = $5 * 1000 + int($6 / 1000) - t0
+                    if (ms < 0) ms = 0
+                    n[int(ms / 1000) + 1]++
+                }
+                END { for (s in n) print s, n[s] }' "${tx_files[@]}" | sort -n >"$CLUSTER_DIR/tx-per-second"
         while read -r sec tps; do
             AGG["$t|$sec"]="$tps"
             [ "$sec" -gt "$MAXSEC" ] && MAXSEC="$sec"
-        done < <(awk 'NF >= 2 { n[$1] += $2; if (base == "" || $1 < base) base = $1 }
-                END { for (s in n) print s - base + 1, n[s] }' "${agg_files[@]}" | sort -n)
+        done <"$CLUSTER_DIR/tx-per-second"
     fi
 
     # ---- raw log
@@ -502,11 +511,8 @@ EOF
         cat "$out"
         echo "===== pgbench stderr"
         cat "$err"
-        for f in "$CLUSTER_DIR"/pgbench_agg.*; do
-            [ -f "$f" ] || continue
-            echo "===== pgbench aggregate log $(basename "$f") (interval_start transactions sum_lat sum_lat2 min_lat max_lat serialization_failures deadlock_failures retried retries)"
-            cat "$f"
-        done
+        echo "===== successful transactions per second (all threads, from pgbench -l; second N = (N-1, N] after launch)"
+        cat "$CLUSTER_DIR/tx-per-second" 2>/dev/null || true
         echo "===== write probe (ms relative to the end of pg_ctl promote)"
         cat "$probe"
         if [ "$t" = pgferry ]; then
@@ -558,7 +564,7 @@ fv=""
     echo
     echo "## Throughput timeline (pgbench -P 1)"
     echo
-    echo "tps per second of the run (the line \"progress: N s\" covers second N); \`N*\` = no progress line for that second (pgbench prints them from thread 0 only, which stops reporting once all of its clients have aborted), so N is the number of transactions all threads completed in that second, from pgbench's per-thread aggregate log (\`-l --aggregate-interval=1\`); \`-\` = neither source has that second; \`ended\` = pgbench had exited (with -T it exits early once every client has aborted)."
+    echo "tps per second of the run (the line \"progress: N s\" covers second N); \`N*\` = no progress line for that second (pgbench prints them from thread 0 only, which stops reporting once all of its clients have aborted), so N is the number of transactions all threads completed in that second, counted from pgbench's per-transaction log (\`-l\`); \`-\` = neither source has that second; \`ended\` = pgbench had exited (with -T it exits early once every client has aborted)."
     echo
     hdr="| second |"
     sep="|--:|"

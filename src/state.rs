@@ -10,7 +10,7 @@ use crate::auth::md5;
 use crate::auth::secret::ScramSecret;
 use crate::client::cancel::CancelRegistry;
 use crate::config::{Config, Password, PoolMode};
-use crate::pool::Pool;
+use crate::pool::{PauseGate, Pool};
 use crate::router::classify::FunctionPolicy;
 use crate::server::ConnectSpec;
 use crate::topology::{HealthSettings, Topology};
@@ -26,6 +26,8 @@ pub struct UserAuth {
 pub struct Database {
     pub name: String,
     pub topology: Arc<Topology>,
+    /// PAUSE / RESUME of this database.
+    pub gate: PauseGate,
     /// Per user: one pool per node, indexed like the hosts list.
     pools: HashMap<String, Vec<Arc<Pool>>>,
     pool_modes: HashMap<String, PoolMode>,
@@ -168,6 +170,7 @@ fn build_database(config: &Config, name: &str) -> Database {
     };
     Database {
         name: name.to_owned(),
+        gate: PauseGate::default(),
         topology: Topology::new(
             name.to_owned(),
             db.hosts.clone(),

@@ -442,3 +442,78 @@ async fn a_replica_restart_under_read_load_is_invisible() {
     }
     assert!(done.load(Ordering::Relaxed) > 100);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_waits_for_open_transactions_holds_new_work_and_resume_releases_it() {
+    let c = Cluster::start();
+    setup_table(&c);
+    let p = ferry(&c, "admin_users = [\"app\"]\npause_timeout = \"10s\"");
+    let admin = connect(&p.url("app", "secret", "pgferry")).await;
+    let worker = connect(&p.url("app", "secret", "app")).await;
+    let other = connect(&p.url("app", "secret", "app")).await;
+
+    worker
+        .batch_execute("BEGIN; INSERT INTO fo (who) VALUES ('paused')")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let pause = admin.simple_query("PAUSE app");
+    let commit = async {
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        worker
+            .batch_execute("COMMIT")
+            .await
+            .expect("the open transaction finishes");
+        Instant::now()
+    };
+    let (paused, committed_at) = tokio::join!(pause, commit);
+    paused.expect("PAUSE");
+    assert!(
+        started.elapsed() >= Duration::from_millis(800),
+        "PAUSE must wait for the open transaction"
+    );
+    assert!(Instant::now() >= committed_at);
+
+    // New work is held while paused...
+    let held = tokio::spawn(async move {
+        let t = Instant::now();
+        other
+            .batch_execute("INSERT INTO fo (who) VALUES ('after resume')")
+            .await
+            .expect("held, not failed");
+        t.elapsed()
+    });
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(!held.is_finished(), "work must be held during PAUSE");
+    // ...and released by RESUME.
+    admin.simple_query("RESUME app").await.expect("RESUME");
+    let waited = held.await.unwrap();
+    assert!(waited >= Duration::from_millis(600), "held for {waited:?}");
+
+    // The rest of the console.
+    admin.simple_query("RECONNECT").await.expect("RECONNECT");
+    let rows = admin.simple_query("SHOW NODES").await.unwrap();
+    let nodes = rows
+        .iter()
+        .filter(|m| matches!(m, tokio_postgres::SimpleQueryMessage::Row(_)))
+        .count();
+    assert_eq!(nodes, 3);
+    let err = admin.simple_query("RESUME").await.expect_err("not paused");
+    assert_eq!(code(&err), "55000");
+    let err = admin
+        .simple_query("DROP DATABASE app")
+        .await
+        .expect_err("not an admin command");
+    assert_eq!(code(&err), "42601");
+    admin
+        .simple_query("SHOW VERSION")
+        .await
+        .expect("console still usable after errors");
+    one(&worker, "SELECT 1").await;
+    // Only admin_users get in; the alias works too.
+    let e = try_connect(&p.url("md5user", "md5pass", "pgferry"))
+        .await
+        .expect_err("not an admin");
+    assert_eq!(code(&e), "42501");
+    connect(&p.url("app", "secret", "pgbouncer")).await;
+}

@@ -380,7 +380,9 @@ impl Session {
             .db
             .pool(&self.user, target.node)
             .ok_or_else(|| ClientError::UnknownRole(self.user.clone()))?;
-        Ok(pool.checkout(self.deadline()).await?)
+        let deadline = self.deadline();
+        self.wait_unpaused(deadline).await?;
+        Ok(pool.checkout(deadline).await?)
     }
 }
 

@@ -19,6 +19,8 @@ pub struct CancelTarget {
 #[derive(Debug)]
 pub struct CancelEntry {
     secret: u32,
+    /// The database the client is connected to (for PAUSE's cancels).
+    database: Arc<str>,
     target: Mutex<Option<CancelTarget>>,
 }
 
@@ -56,11 +58,12 @@ impl Drop for CancelKey {
 }
 
 impl CancelRegistry {
-    pub fn register(self: &Arc<Self>) -> CancelKey {
+    pub fn register(self: &Arc<Self>, database: &str) -> CancelKey {
         let mut rng = rand::thread_rng();
         let secret: u32 = rng.gen();
         let entry = Arc::new(CancelEntry {
             secret,
+            database: Arc::from(database),
             target: Mutex::new(None),
         });
         let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
@@ -78,6 +81,15 @@ impl CancelRegistry {
             secret,
             entry,
         }
+    }
+
+    /// Where every client of `database` currently runs something.
+    pub fn targets_for(&self, database: &str) -> Vec<CancelTarget> {
+        let map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        map.values()
+            .filter(|e| &*e.database == database)
+            .filter_map(|e| e.get())
+            .collect()
     }
 
     /// The target to cancel, if the keys match a client that is running
@@ -104,7 +116,7 @@ mod tests {
     #[test]
     fn only_matching_keys_cancel() {
         let reg = Arc::new(CancelRegistry::default());
-        let key = reg.register();
+        let key = reg.register("app");
         let target = CancelTarget {
             addr: "127.0.0.1:5432".parse().unwrap(),
             pid: 42,

@@ -47,6 +47,8 @@ pub enum ClientError {
     NoReplica(String),
     #[error("no node could take the request")]
     NoServer,
+    #[error("user \"{0}\" is not allowed to use the admin console (not in admin_users)")]
+    NotAdmin(String),
     #[error("no primary for database \"{database}\" within failover_timeout (waited {} ms)", waited.as_millis())]
     FailoverTimeout {
         database: String,
@@ -131,6 +133,7 @@ impl ClientError {
             ClientError::NoReplica(_) => {
                 fatal(sqlstate::CANNOT_CONNECT_NOW, format!("pgferry: {self}"))
             }
+            ClientError::NotAdmin(_) => fatal(sqlstate::INSUFFICIENT_PRIVILEGE, self.to_string()),
             ClientError::FailoverTimeout { .. } => {
                 fatal(sqlstate::CANNOT_CONNECT_NOW, format!("pgferry: {self}"))
             }

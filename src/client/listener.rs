@@ -12,7 +12,7 @@ use tokio_util::task::TaskTracker;
 
 use super::handshake::{handshake, Handshake};
 use super::io::ClientIo;
-use super::login::login;
+use super::login::{login, LoggedIn};
 use super::ClientError;
 use crate::state::State;
 
@@ -83,8 +83,16 @@ async fn client_task(
             return;
         }
     };
-    tracing::debug!(%peer, client_id = session.id, "client logged in");
-    session.run().await;
+    match session {
+        LoggedIn::Session(session) => {
+            tracing::debug!(%peer, client_id = session.id, "client logged in");
+            session.run().await;
+        }
+        LoggedIn::Admin(console) => {
+            tracing::info!(%peer, "admin console client logged in");
+            console.run().await;
+        }
+    }
     drop(permit);
 }
 

@@ -3,12 +3,14 @@
 
 use std::sync::Arc;
 
+use super::admin_console::AdminConsole;
 use super::auth::authenticate;
 use super::handshake::Startup;
 use super::io::ClientIo;
 use super::route::{parse_route, ROUTE_PARAM};
 use super::session::Session;
 use super::ClientError;
+use crate::admin;
 use crate::config::Route;
 use crate::protocol::startup::parse_options;
 use crate::protocol::{build, TxStatus};
@@ -26,14 +28,25 @@ pub struct LoginInfo {
     pub route: Option<Route>,
 }
 
+/// A logged-in client: a regular session, or the admin console.
+pub enum LoggedIn {
+    Session(Session),
+    Admin(AdminConsole),
+}
+
 pub async fn login(
     mut io: ClientIo,
     state: Arc<State>,
     startup: Startup,
     over_limit: bool,
-) -> Result<Session, (ClientIo, ClientError)> {
+) -> Result<LoggedIn, (ClientIo, ClientError)> {
     match prepare(&mut io, &state, startup, over_limit).await {
-        Ok(i) => Session::start(io, state, i.user, i.database, i.desired, i.route).await,
+        Ok(i) if admin::is_admin_database(&i.database) => {
+            Ok(LoggedIn::Admin(AdminConsole::start(io, state, i.user)))
+        }
+        Ok(i) => Session::start(io, state, i.user, i.database, i.desired, i.route)
+            .await
+            .map(LoggedIn::Session),
         Err(e) => Err((io, e)),
     }
 }
@@ -68,7 +81,11 @@ async fn prepare(
         ));
     }
     authenticate(io, state, &user).await?;
-    if !state.databases.contains_key(&database) {
+    if admin::is_admin_database(&database) {
+        if !state.config.proxy.admin_users.contains(&user) {
+            return Err(ClientError::NotAdmin(user));
+        }
+    } else if !state.databases.contains_key(&database) {
         return Err(ClientError::UnknownDatabase(database));
     }
     let mut desired = ParamSet::new();

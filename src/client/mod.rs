@@ -1,6 +1,7 @@
 //! The application side: accepting connections, the startup handshake,
 //! authentication, and the session loop that drives forwarding.
 
+mod admin_console;
 mod auth;
 mod batch;
 pub mod cancel;

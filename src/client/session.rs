@@ -124,7 +124,7 @@ impl Session {
             .get(&database)
             .map(|d| d.routing.clone())
             .unwrap_or_else(|| state.config.proxy.routing.clone());
-        let key = state.cancels.register();
+        let key = state.cancels.register(&database);
         let mut s = Session {
             id: NEXT_CLIENT_ID.fetch_add(1, Ordering::Relaxed),
             state,
@@ -201,6 +201,16 @@ impl Session {
             .ok()
     }
 
+    /// PAUSE holds new work here (at most until `deadline`).
+    pub(super) async fn wait_unpaused(&self, deadline: Instant) -> Result<(), ClientError> {
+        let started = Instant::now();
+        self.db.gate.wait_open(deadline).await.map_err(|_| {
+            ClientError::Pool(PoolError::WaitTimeout {
+                waited_ms: started.elapsed().as_millis(),
+            })
+        })
+    }
+
     pub(super) fn deadline(&self) -> Instant {
         let wait = self.state.config.proxy.query_wait_timeout;
         let wait = if wait.is_zero() {
@@ -218,6 +228,7 @@ impl Session {
     /// `failover_timeout` for one: the client is held, not failed.
     pub(super) async fn checkout(&self) -> Result<Pooled, ClientError> {
         let deadline = self.deadline();
+        self.wait_unpaused(deadline).await?;
         let started = Instant::now();
         let give_up = started + self.routing.failover_timeout;
         let topology = &self.db.topology;

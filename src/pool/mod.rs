@@ -6,9 +6,10 @@
 //! longest waiter) and closes a dirty one, so no code path can leak a slot.
 
 mod guard;
+mod pause;
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -16,6 +17,7 @@ use thiserror::Error;
 use tokio::sync::oneshot;
 
 pub use guard::Pooled;
+pub use pause::{PauseGate, StillPaused};
 
 use crate::server::{self, ConnectSpec, ServerConn, ServerError};
 
@@ -57,6 +59,8 @@ pub struct PoolCounters {
 pub struct Pool {
     spec: ConnectSpec,
     max_size: AtomicUsize,
+    /// Current generation; connections from older ones are closed on return.
+    epoch: AtomicU64,
     inner: Mutex<Inner>,
     pub counters: PoolCounters,
 }
@@ -76,6 +80,7 @@ impl Pool {
         Arc::new(Pool {
             spec,
             max_size: AtomicUsize::new(size.max(1)),
+            epoch: AtomicU64::new(0),
             inner: Mutex::new(Inner::default()),
             counters: PoolCounters::default(),
         })
@@ -146,7 +151,8 @@ impl Pool {
     }
 
     async fn open_new(self: &Arc<Self>, slot: Slot) -> Result<Pooled, PoolError> {
-        let conn = server::connect(&self.spec).await?;
+        let mut conn = server::connect(&self.spec).await?;
+        conn.epoch = self.epoch.load(Ordering::Relaxed);
         tracing::debug!(server_id = conn.id, node = %self.spec.node, user = %self.spec.user, "opened server connection");
         Ok(slot.fill(Box::new(conn)))
     }
@@ -154,7 +160,7 @@ impl Pool {
     /// Returns a clean connection: to the longest waiter if any, else idle.
     fn checkin(self: &Arc<Self>, mut conn: Box<ServerConn>) {
         let mut inner = self.lock();
-        if inner.closed || !conn.is_reusable() {
+        if inner.closed || conn.epoch < self.epoch.load(Ordering::Relaxed) || !conn.is_reusable() {
             drop(inner);
             self.release_slot();
             return;
@@ -202,6 +208,13 @@ impl Pool {
         inner.idle.clear();
         inner.open -= n;
         inner.waiters.clear();
+    }
+
+    /// RECONNECT: every connection opened so far is replaced as it becomes
+    /// idle; idle ones go now.
+    pub fn reconnect(&self) {
+        self.epoch.fetch_add(1, Ordering::Relaxed);
+        self.drop_idle();
     }
 
     /// Drops every idle connection (after a node failed, say).

@@ -19,3 +19,7 @@ pub const INVALID_PARAMETER_VALUE: &str = "22023";
 pub const SERIALIZATION_FAILURE: &str = "40001";
 pub const TRANSACTION_RESOLUTION_UNKNOWN: &str = "08007";
 pub const IN_FAILED_SQL_TRANSACTION: &str = "25P02";
+pub const SYNTAX_ERROR: &str = "42601";
+pub const WARNING: &str = "01000";
+pub const OBJECT_NOT_IN_PREREQUISITE_STATE: &str = "55000";
+pub const INSUFFICIENT_PRIVILEGE: &str = "42501";

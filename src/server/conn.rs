@@ -35,6 +35,9 @@ pub struct ServerConn {
     pub created: Instant,
     pub last_used: Instant,
     pub stats: ServerStats,
+    /// The pool generation this connection belongs to; RECONNECT starts a
+    /// new one and older connections are closed as they come back.
+    pub epoch: u64,
 }
 
 impl std::fmt::Debug for ServerConn {

@@ -1,0 +1,70 @@
+//! The admin console: clients connect to the database `pgferry` (or
+//! `pgbouncer`, for existing tools) as a user listed in `admin_users` and
+//! send commands with the simple query protocol.
+//!
+//! `parse` turns a statement into a [`Command`]; `control` runs PAUSE,
+//! RESUME and RECONNECT; `show` answers SHOW commands; `reply` encodes
+//! result sets. Nothing here touches client sockets.
+
+mod control;
+pub mod parse;
+mod reply;
+mod show;
+
+use std::sync::Arc;
+
+use bytes::BytesMut;
+
+pub use parse::Command;
+
+use crate::protocol::build::{self, Severity};
+use crate::protocol::sqlstate;
+use crate::state::State;
+
+/// Database names that reach the admin console.
+pub const ADMIN_DATABASES: &[&str] = &["pgferry", "pgbouncer"];
+
+pub fn is_admin_database(name: &str) -> bool {
+    ADMIN_DATABASES.contains(&name)
+}
+
+/// Runs one admin statement and appends its reply (without ReadyForQuery)
+/// to `out`. Bad commands get an ErrorResponse; nothing here panics.
+pub async fn execute(state: &Arc<State>, sql: &str, out: &mut BytesMut) {
+    match parse::parse(sql) {
+        Ok(Command::Empty) => build::empty_query_response(out),
+        Ok(cmd) => {
+            if let Err(e) = run(state, cmd, out).await {
+                build::error_response(out, Severity::Error, e.code, &e.message);
+            }
+        }
+        Err(message) => {
+            build::error_response(out, Severity::Error, sqlstate::SYNTAX_ERROR, &message)
+        }
+    }
+}
+
+/// An admin command that failed, with what the client is told.
+pub struct AdminError {
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl AdminError {
+    fn unknown_database(name: &str) -> AdminError {
+        AdminError {
+            code: sqlstate::INVALID_CATALOG_NAME,
+            message: format!("no such database: {name}"),
+        }
+    }
+}
+
+async fn run(state: &Arc<State>, cmd: Command, out: &mut BytesMut) -> Result<(), AdminError> {
+    match cmd {
+        Command::Pause(db) => control::pause(state, db.as_deref(), out).await,
+        Command::Resume(db) => control::resume(state, db.as_deref(), out),
+        Command::Reconnect(db) => control::reconnect(state, db.as_deref(), out),
+        Command::Show(what) => show::show(state, &what, out),
+        Command::Empty => Ok(()),
+    }
+}

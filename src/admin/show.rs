@@ -1,0 +1,129 @@
+//! SHOW commands of pgferry's own: VERSION, NODES, FAILOVERS.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::BytesMut;
+
+use super::reply::Rows;
+use super::AdminError;
+use crate::protocol::sqlstate;
+use crate::state::State;
+use crate::topology::format_lsn;
+
+pub fn show(state: &Arc<State>, what: &str, out: &mut BytesMut) -> Result<(), AdminError> {
+    match what {
+        "version" => {
+            let mut rows = Rows::new(out, &["version"]);
+            rows.row(&[Some(format!("pgferry {}", env!("CARGO_PKG_VERSION")))]);
+            rows.finish("SHOW");
+        }
+        "nodes" => nodes(state, out),
+        "failovers" => failovers(state, out),
+        other => {
+            return Err(AdminError {
+                code: sqlstate::FEATURE_NOT_SUPPORTED,
+                message: format!(
+                    "unknown SHOW subject \"{}\" (try VERSION, NODES, FAILOVERS)",
+                    other.chars().take(64).collect::<String>()
+                ),
+            })
+        }
+    }
+    Ok(())
+}
+
+fn opt<T: ToString>(v: Option<T>) -> Option<String> {
+    v.map(|v| v.to_string())
+}
+
+fn nodes(state: &Arc<State>, out: &mut BytesMut) {
+    let mut rows = Rows::new(
+        out,
+        &[
+            "database",
+            "host",
+            "port",
+            "role",
+            "state",
+            "timeline",
+            "lsn",
+            "lag_bytes",
+            "lag_ms",
+            "lag_excluded",
+            "in_flight",
+            "last_probe_ms_ago",
+            "last_error",
+            "primary",
+            "paused",
+        ],
+    );
+    let now = Instant::now();
+    let mut names: Vec<_> = state.databases.keys().collect();
+    names.sort();
+    for name in names {
+        let Some(db) = state.databases.get(name) else {
+            continue;
+        };
+        let snap = db.topology.snapshot();
+        for (i, (host, n)) in db.topology.hosts().iter().zip(&snap.nodes).enumerate() {
+            let in_flight: usize = state
+                .config
+                .users
+                .iter()
+                .filter_map(|u| db.pool(&u.name, i))
+                .map(|p| p.in_flight())
+                .sum();
+            rows.row(&[
+                Some(name.clone()),
+                Some(host.host.clone()),
+                Some(host.port.to_string()),
+                opt(n.role),
+                Some(n.health.to_string()),
+                opt(n.timeline),
+                n.lsn.map(format_lsn),
+                opt(n.lag_bytes),
+                opt(n.lag.map(|l| l.as_millis())),
+                Some(n.lag_excluded.to_string()),
+                Some(in_flight.to_string()),
+                opt(n
+                    .last_probe
+                    .map(|t| now.saturating_duration_since(t).as_millis())),
+                n.last_error.clone(),
+                Some((snap.primary == Some(i)).to_string()),
+                Some(db.gate.is_paused().to_string()),
+            ]);
+        }
+    }
+    rows.finish("SHOW");
+}
+
+fn failovers(state: &Arc<State>, out: &mut BytesMut) {
+    let mut rows = Rows::new(
+        out,
+        &[
+            "database",
+            "from_host",
+            "to_host",
+            "gap_ms",
+            "clients_held",
+            "longest_hold_ms",
+            "errors_returned",
+        ],
+    );
+    for (name, db) in &state.databases {
+        let host = |n: usize| db.topology.hosts().get(n).map(|h| h.to_string());
+        for f in db.topology.failover_history() {
+            rows.row(&[
+                Some(name.clone()),
+                f.from.and_then(host),
+                host(f.to),
+                Some(f.gap.as_millis().to_string()),
+                Some(f.clients_held.to_string()),
+                Some(f.longest_hold.as_millis().to_string()),
+                Some(f.errors.to_string()),
+            ]);
+        }
+    }
+    rows.finish("SHOW");
+}
