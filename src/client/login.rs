@@ -30,7 +30,7 @@ pub struct LoginInfo {
 
 /// A logged-in client: a regular session, or the admin console.
 pub enum LoggedIn {
-    Session(Session),
+    Session(Box<Session>),
     Admin(AdminConsole),
 }
 
@@ -46,7 +46,7 @@ pub async fn login(
         }
         Ok(i) => Session::start(io, state, i.user, i.database, i.desired, i.route)
             .await
-            .map(LoggedIn::Session),
+            .map(|s| LoggedIn::Session(Box::new(s))),
         Err(e) => Err((io, e)),
     }
 }
