@@ -24,7 +24,9 @@
 #        WRITE_TIMEOUT s pass: "promotion -> first successful write".
 #     6. parses pgbench's output: distinct aborted clients ("client N aborted ..."),
 #        failed / retried transactions, total retries, transactions processed, and the
-#        per-second progress lines (throughput timeline).
+#        per-second progress lines (throughput timeline). -P lines come from pgbench's
+#        thread 0 only, so seconds without one are filled (marked N*) from the
+#        per-transaction log (-l) of all threads.
 #   Prints a markdown summary (one row per target, then the timelines side by side),
 #   also written to benches/results/failover-latest.md; raw output per target in
 #   benches/results/failover-raw-<target>.log.
@@ -227,7 +229,7 @@ probe_writes() {
 
 # ------------------------------------------------------------------ results per target
 mkdir -p "$RESULTS_DIR"
-declare -A LOST FAILED RETRIED RETRIES PROCESSED FIRSTWRITE RECONF NOTES RUNTIME
+declare -A LOST STALLED FAILED RETRIED RETRIES PROCESSED FIRSTWRITE RECONF NOTES RUNTIME
 declare -A TL AGG EVENT END_SEC KILL_REL PROMOTE_REL PROMOTE_TOOK FOLLOWED
 MAXSEC=0
 
@@ -445,7 +447,11 @@ EOF
     RUNTIME[$t]="$(awk -v ms=$((end_ms - t0)) 'BEGIN { printf "%.1f", ms / 1000 }')s, exit $rc"
     [ "$killed" = 1 ] && RUNTIME[$t]="${RUNTIME[$t]} (killed after $((DURATION + GRACE))s)"
     if [ -z "${PROCESSED[$t]}" ]; then
-        NOTES[$t]="${NOTES[$t]:+${NOTES[$t]}; }pgbench printed no summary: $(grep -m1 -E 'error|fatal' "$err" | cut -c1-200 || true)"
+        if [ "$killed" = 1 ]; then
+            NOTES[$t]="${NOTES[$t]:+${NOTES[$t]}; }pgbench printed no summary: it was still running $((DURATION + GRACE))s after its start and was killed"
+        else
+            NOTES[$t]="${NOTES[$t]:+${NOTES[$t]}; }pgbench printed no summary: $(grep -v 'aborted' "$err" | grep -m1 -E 'error|fatal' | cut -c1-200 || true)"
+        fi
     fi
     if grep -q 'Run was aborted' "$err"; then
         NOTES[$t]="${NOTES[$t]:+${NOTES[$t]}; }pgbench: \"Run was aborted; the above results are incomplete\""
@@ -502,7 +508,16 @@ EOF
             AGG["$t|$sec"]="$tps"
             [ "$sec" -gt "$MAXSEC" ] && MAXSEC="$sec"
         done <"$CLUSTER_DIR/tx-per-second"
+        # clients that completed a transaction after the promotion
+        awk -v k="$promote_ms" '$3 ~ /^[0-9]+$/ && NF >= 6 && $5 * 1000 + int($6 / 1000) >= k { print $1 }' \
+            "${tx_files[@]}" | sort -u >"$CLUSTER_DIR/clients-after-promote"
+    else
+        : >"$CLUSTER_DIR/clients-after-promote"
     fi
+    # stalled: neither aborted nor completed any transaction after the promotion
+    grep -oE 'client [0-9]+ (script [0-9]+ )?aborted' "$err" | awk '{print $2}' | sort -u >"$CLUSTER_DIR/clients-aborted" || true
+    STALLED[$t]="$(seq 0 $((CLIENTS - 1)) | sort -u | comm -23 - "$CLUSTER_DIR/clients-aborted" |
+        comm -23 - "$CLUSTER_DIR/clients-after-promote" | wc -l)"
 
     # ---- raw log
     {
@@ -550,12 +565,14 @@ fv=""
     echo "- load: \`pgbench ${PGBENCH_OPTS[*]}\` (built-in TPC-B-like script) through the target; poolers: transaction pooling, pool size $POOL_SIZE, max_client_conn 1000, scram-sha-256"
     echo "- drill: ${KILL_AT}s after pgbench starts node0 is killed (\`pg_ctl stop -m immediate\`); ${PROMOTE_DELAY}s later node1 is promoted (\`pg_ctl promote -w\`; its end is the promotion time) and node2 is repointed at node1. Neither pooler is reconfigured or restarted."
     echo "- promotion → first write: from the end of \`pg_ctl promote\`, one \`psql -c 'INSERT …'\` through the target per attempt (${WRITE_INTERVAL_MS} ms between attempts, at most ${WRITE_ATTEMPT_TIMEOUT}s each) until one succeeds or ${WRITE_TIMEOUT}s pass; the time is when the successful attempt returned"
-    echo "- clients lost: distinct pgbench clients that printed \`client N aborted …\`. pgbench retries only serialization/deadlock errors (--max-tries); any other error (a lost connection, 08006, 57P01, …) aborts the client for the rest of the run"
+    echo "- clients lost: distinct pgbench clients that printed \`client N aborted …\`. pgbench retries only serialization/deadlock errors (--max-tries); any other error (a lost connection, 08006, 57P01, …) aborts the client for the rest of the run. *stalled* = clients that neither aborted nor completed a transaction after the promotion (e.g. still waiting inside the pooler when pgbench stopped)"
     echo
     echo "| target | pooler reconfigured | clients lost (of $CLIENTS) | failed tx | retried tx / retries | tx processed | promotion → first write | pgbench ran |"
     echo "|---|---|--:|--:|--:|--:|---|---|"
     for t in "${TARGET_LIST[@]}"; do
-        echo "| $t | $(dash "${RECONF[$t]:-}") | $(dash "${LOST[$t]:-}") | $(dash "${FAILED[$t]:-}") | $(dash "${RETRIED[$t]:-}") / $(dash "${RETRIES[$t]:-}") | $(dash "${PROCESSED[$t]:-}") | $(dash "${FIRSTWRITE[$t]:-}") | $(dash "${RUNTIME[$t]:-}") |"
+        lost="$(dash "${LOST[$t]:-}")"
+        [ "${STALLED[$t]:-0}" -gt 0 ] && lost="$lost (+${STALLED[$t]} stalled)"
+        echo "| $t | $(dash "${RECONF[$t]:-}") | $lost | $(dash "${FAILED[$t]:-}") | $(dash "${RETRIED[$t]:-}") / $(dash "${RETRIES[$t]:-}") | $(dash "${PROCESSED[$t]:-}") | $(dash "${FIRSTWRITE[$t]:-}") | $(dash "${RUNTIME[$t]:-}") |"
     done
     echo
     for t in "${TARGET_LIST[@]}"; do

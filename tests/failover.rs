@@ -517,3 +517,44 @@ async fn pause_waits_for_open_transactions_holds_new_work_and_resume_releases_it
     assert_eq!(code(&e), "42501");
     connect(&p.url("app", "secret", "pgbouncer")).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_mode_clients_move_to_a_new_server_connection_with_their_state() {
+    let c = Cluster::start();
+    let p = Proxy::start(&config(&c, "session", 5, FAST));
+    let url = format!("{} application_name=sess-a", p.url("app", "secret", "app"));
+    let a = connect(&url).await;
+    a.batch_execute("SET search_path = pg_catalog, public; SET statement_timeout = 4321")
+        .await
+        .unwrap();
+    let b = connect(&p.url("app", "secret", "app")).await;
+    b.batch_execute("CREATE TEMP TABLE tt (v int)")
+        .await
+        .unwrap();
+    let pid_before = one(&a, "SELECT pg_backend_pid()").await.get::<_, i32>(0);
+
+    c.node(0, "restart");
+
+    // The idle client notices nothing: its next statement runs on a new
+    // server connection with its settings.
+    let row = one(&a, "SELECT current_setting('search_path'), current_setting('statement_timeout'), current_setting('application_name'), pg_backend_pid()").await;
+    assert_eq!(row.get::<_, String>(0), "pg_catalog, public");
+    assert_eq!(row.get::<_, String>(1), "4321ms");
+    assert_eq!(row.get::<_, String>(2), "sess-a");
+    assert_ne!(row.get::<_, i32>(3), pid_before, "a new server connection");
+    // A client with a temporary table gets one clear error, then carries on.
+    let err = b
+        .batch_execute("SELECT * FROM tt")
+        .await
+        .expect_err("temp table state is gone");
+    assert_eq!(code(&err), "08006");
+    assert!(
+        err.as_db_error()
+            .unwrap()
+            .message()
+            .contains("temporary tables"),
+        "{err:?}"
+    );
+    assert_eq!(one(&b, "SELECT 7").await.get::<_, i32>(0), 7);
+    assert!(!a.is_closed() && !b.is_closed());
+}

@@ -8,9 +8,10 @@ use bytes::Buf;
 
 use super::pump::Outcome;
 use super::route::{self, Floor, RouteCommand};
+use super::session::RESET_TIMEOUT;
 use super::session::{Session, TxLost};
 use super::ClientError;
-use crate::config::ReplicaFallback;
+use crate::config::{PoolMode, ReplicaFallback};
 use crate::pool::{PoolError, Pooled};
 use crate::protocol::build::{self, Severity};
 use crate::protocol::{frame, sqlstate, tag, TxStatus};
@@ -36,6 +37,14 @@ const MAX_VERDICTS: usize = 1024;
 impl Session {
     pub(super) async fn run_pooled(&mut self) -> Result<(), ClientError> {
         loop {
+            // Session mode: the client's own connection forwards everything,
+            // idle or not (notifications reach an idle LISTENer).
+            if let Some(conn) = self.held.take() {
+                if !self.run_held(conn).await? {
+                    return Ok(());
+                }
+                continue;
+            }
             if self.discard_until_sync || self.discard_bytes > 0 {
                 self.discard_local();
             }
@@ -232,6 +241,9 @@ impl Session {
     /// Runs one batch (and, on the primary, whatever the client pipelines
     /// behind it) to its release point.
     async fn run_batch(&mut self, want: Want, facts: &BatchFacts) -> Result<Flow, ClientError> {
+        if self.mode == PoolMode::Session {
+            return self.reattach().await.map(|_| Flow::Next);
+        }
         let mut avoid = None;
         let mut retried = false;
         let attempts = self.db.topology.hosts().len() + 1;
@@ -313,6 +325,56 @@ impl Session {
             }
         }
         self.fail_with(ClientError::NoServer).map(|_| Flow::Next)
+    }
+
+    /// Session mode after the server was lost: a new connection to the
+    /// primary, with the client's startup parameters and SET statements
+    /// replayed, becomes the client's own; the request at the head then runs
+    /// on it. A session that held state which cannot be replayed gets one
+    /// error for that request instead (and the new connection after it).
+    async fn reattach(&mut self) -> Result<(), ClientError> {
+        let mut conn = match self.checkout().await {
+            Ok(c) => c,
+            Err(e) => return self.fail_with(e),
+        };
+        if let Err(e) = self.sync_params(&mut conn).await {
+            return self.fail_with(e);
+        }
+        let lost = std::mem::take(&mut self.session_lost);
+        let mut problem = if lost { self.replay.unreplayable } else { None };
+        if lost && problem.is_none() {
+            for sql in self.replay.sets.clone() {
+                let ran = tokio::time::timeout(
+                    RESET_TIMEOUT,
+                    crate::server::simple_query(&mut conn, &sql),
+                )
+                .await;
+                if !matches!(ran, Ok(Ok(_))) {
+                    problem = Some("a SET that no longer applies");
+                    break;
+                }
+            }
+            if problem.is_none() {
+                tracing::info!(
+                    client_id = self.id,
+                    replayed = self.replay.sets.len(),
+                    "session moved to a new server connection"
+                );
+            }
+        }
+        self.set_cancel_target(Some(&conn));
+        self.held = Some(conn);
+        if let Some(what) = problem {
+            self.replay = Default::default();
+            self.fail_batch(
+                sqlstate::CONNECTION_FAILURE,
+                &format!(
+                    "pgferry: the server connection was lost and this session held {what}, which cannot be restored; \
+                     the session continues on a new server connection without it"
+                ),
+            )?;
+        }
+        Ok(())
     }
 
     /// Answers the batch at the head with `e` and keeps the client.

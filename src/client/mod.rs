@@ -11,6 +11,7 @@ mod io;
 mod listener;
 mod login;
 mod pump;
+mod replay;
 mod route;
 mod session;
 

@@ -18,6 +18,7 @@ use tokio::io::AsyncWrite;
 use tokio_util::io::poll_read_buf;
 
 use super::io::{ClientIo, READ_CHUNK};
+use super::replay::SessionState;
 use crate::config::PoolMode;
 use crate::protocol::build::{self, Severity};
 use crate::protocol::frame::{self, FrameError};
@@ -134,6 +135,8 @@ pub struct Pump<'a> {
     retry: bool,
     /// The server sent a FATAL error: the connection is ending.
     server_gone: bool,
+    /// Session mode: statements are noted for replay on a new connection.
+    record: Option<&'a mut SessionState>,
 }
 
 impl<'a> Pump<'a> {
@@ -174,7 +177,14 @@ impl<'a> Pump<'a> {
             c_sent: 0,
             retry: false,
             server_gone: false,
+            record: None,
         }
+    }
+
+    /// Notes session state of every statement forwarded (session mode).
+    pub fn recording(mut self, state: &'a mut SessionState) -> Self {
+        self.record = Some(state);
+        self
     }
 
     /// Forward a single batch (see `one_batch`), optionally holding it for a
@@ -355,6 +365,17 @@ impl<'a> Pump<'a> {
             let Some(h) = frame::header(&buf[self.c_scanned..], self.max_message)? else {
                 break;
             };
+            if let Some(rec) = self.record.as_deref_mut() {
+                if matches!(h.tag, tag::QUERY | tag::PARSE) {
+                    if let Some(msg) = buf.get(self.c_scanned..self.c_scanned + h.total_len()) {
+                        let named = h.tag == tag::PARSE
+                            && msg.get(frame::HEADER_LEN).is_some_and(|&b| b != 0);
+                        if let Some(text) = super::route::head_text(msg) {
+                            rec.observe(text, named);
+                        }
+                    }
+                }
+            }
             match h.tag {
                 tag::TERMINATE => {
                     // Never forwarded: the server connection outlives the client.

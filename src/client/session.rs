@@ -15,6 +15,7 @@ use super::pump::{Outcome, Pump, Tracker};
 use super::ClientError;
 use std::collections::HashMap;
 
+use super::replay::SessionState;
 use super::route::ReadYourWrites;
 use crate::config::{PoolMode, Route, RoutingConfig};
 use crate::pool::{PoolError, Pooled};
@@ -71,7 +72,7 @@ fn lost_reply(t: &Tracker) -> (&str, String, TxStatus) {
 
 /// How long a reset query or rollback may take before the connection is
 /// closed instead of reused.
-const RESET_TIMEOUT: Duration = Duration::from_secs(5);
+pub(super) const RESET_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub struct Session {
     pub id: u64,
@@ -103,6 +104,11 @@ pub struct Session {
     pub(super) ryw: ReadYourWrites,
     /// Classifier verdicts of this client's named prepared statements.
     pub(super) verdicts: HashMap<String, Verdict>,
+    /// Session mode: state to replay on a new server connection.
+    pub(super) replay: SessionState,
+    /// Session mode: the server connection was lost; the next request
+    /// reattaches the client to a new one.
+    pub(super) session_lost: bool,
 }
 
 impl Session {
@@ -145,6 +151,8 @@ impl Session {
             route_setting,
             ryw: ReadYourWrites::default(),
             verdicts: HashMap::new(),
+            replay: SessionState::default(),
+            session_lost: false,
         };
         match s.first_connection().await {
             Ok(()) => Ok(s),
@@ -297,10 +305,7 @@ impl Session {
 
     /// The session's life after login.
     pub async fn run(mut self) {
-        let result = match self.mode {
-            PoolMode::Session => self.run_session_mode().await,
-            PoolMode::Transaction | PoolMode::Statement => self.run_pooled().await,
-        };
+        let result = self.run_pooled().await;
         if let Err(e) = result {
             if let Some(w) = e.to_wire() {
                 build::error_response(&mut self.io.wbuf, w.severity, &w.code, &w.message);
@@ -313,25 +318,42 @@ impl Session {
         }
     }
 
-    async fn run_session_mode(&mut self) -> Result<(), ClientError> {
-        let Some(mut conn) = self.held.take() else {
-            return Err(ClientError::Protocol(
-                "session has no server connection".into(),
-            ));
-        };
-        let outcome = self.pump(&mut conn, false, false).await;
-        let result = match outcome {
-            Outcome::ClientGone | Outcome::Released => Ok(()),
-            Outcome::Retry => Err(ClientError::Server(server::ServerError::Closed)),
-            Outcome::ServerGone(e) => {
-                conn.broken = true;
-                tracing::warn!(client_id = self.id, error = ?e, "server connection lost in session mode");
-                Err(ClientError::Server(server::ServerError::Closed))
+    /// Session mode: forwards between the client and its own server
+    /// connection until one side goes. A lost server is handled like in
+    /// transaction mode (one error for work in flight); the client then gets
+    /// a new connection with its session state replayed (see `reattach`).
+    pub(super) async fn run_held(&mut self, mut conn: Pooled) -> Result<bool, ClientError> {
+        match self.pump(&mut conn, false, false).await {
+            Outcome::ClientGone | Outcome::Released => {
+                self.held = Some(conn);
+                Ok(false)
             }
-            Outcome::ClientProtocol(v) => Err(v.into()),
-        };
-        self.held = Some(conn);
-        result
+            Outcome::ClientProtocol(v) => {
+                self.held = Some(conn);
+                Err(v.into())
+            }
+            Outcome::ServerGone(_) | Outcome::Retry => {
+                tracing::warn!(
+                    client_id = self.id,
+                    server_id = conn.id,
+                    "server connection lost in session mode"
+                );
+                conn.broken = true;
+                if let Some(node) = self
+                    .db
+                    .topology
+                    .hosts()
+                    .iter()
+                    .position(|h| *h == conn.node)
+                {
+                    self.db.topology.report_failure(node);
+                }
+                drop(conn);
+                self.server_lost();
+                self.session_lost = true;
+                Ok(true)
+            }
+        }
     }
 
     /// Forwards until a release point. `single` limits it to one batch (a
@@ -347,6 +369,11 @@ impl Session {
             max,
             &mut self.sbuf,
         );
+        let pump = if self.mode == PoolMode::Session {
+            pump.recording(&mut self.replay)
+        } else {
+            pump
+        };
         let mut pump = if single {
             pump.single_batch(hold)
         } else {
