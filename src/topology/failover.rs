@@ -2,7 +2,7 @@
 //! a primary was adopted again, how many clients were held meanwhile, the
 //! longest hold, and how many clients got an error because of it.
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// How long after adoption the summary waits for held clients to report.
 pub const SUMMARY_AFTER: Duration = Duration::from_secs(5);
@@ -17,6 +17,7 @@ pub struct FailoverLog {
 #[derive(Debug)]
 struct Open {
     detected_at: Instant,
+    detected_wall: SystemTime,
     from: Option<usize>,
     adopted: Option<(Instant, usize)>,
     held: u64,
@@ -27,6 +28,9 @@ struct Open {
 /// A finished failover.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Summary {
+    /// Wall-clock times, milliseconds since the Unix epoch.
+    pub detected_unix_ms: u128,
+    pub adopted_unix_ms: u128,
     pub from: Option<usize>,
     pub to: usize,
     /// Loss detected → new primary adopted.
@@ -45,6 +49,7 @@ impl FailoverLog {
         if self.open.is_none() {
             self.open = Some(Open {
                 detected_at: at,
+                detected_wall: SystemTime::now(),
                 from,
                 adopted: None,
                 held: 0,
@@ -92,7 +97,11 @@ impl FailoverLog {
         if now.saturating_duration_since(adopted_at) < SUMMARY_AFTER {
             return None;
         }
+        let gap = adopted_at.saturating_duration_since(open.detected_at);
+        let unix = |t: SystemTime| t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
         let s = Summary {
+            detected_unix_ms: unix(open.detected_wall),
+            adopted_unix_ms: unix(open.detected_wall + gap),
             from: open.from,
             to,
             gap: adopted_at.saturating_duration_since(open.detected_at),

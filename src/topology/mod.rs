@@ -230,7 +230,8 @@ impl Topology {
         if let Some(s) = settled {
             tracing::warn!(database = %self.database,
                 from = %s.from.map_or_else(|| "none".to_owned(), |n| self.host(n)),
-                to = %self.host(s.to), gap_ms = millis(s.gap), clients_held = s.clients_held,
+                to = %self.host(s.to), detected_at_unix_ms = s.detected_unix_ms as u64,
+                adopted_at_unix_ms = s.adopted_unix_ms as u64, gap_ms = millis(s.gap), clients_held = s.clients_held,
                 longest_hold_ms = millis(s.longest_hold), errors_returned = s.errors,
                 "failover summary");
         }
