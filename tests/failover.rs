@@ -46,7 +46,7 @@ fn kill_and_promote(c: &Cluster, delay: Duration) -> std::thread::JoinHandle<Ins
 async fn idle_clients_survive_primary_loss_and_write_to_the_new_primary() {
     let c = Cluster::start();
     setup_table(&c);
-    let p = ferry(&c, "");
+    let p = ferry(&c, "admin_users = [\"app\"]");
     let mut clients = Vec::new();
     for _ in 0..50 {
         clients.push(connect(&p.url("app", "secret", "app")).await);
