@@ -230,7 +230,7 @@ probe_writes() {
 # ------------------------------------------------------------------ results per target
 mkdir -p "$RESULTS_DIR"
 declare -A LOST STALLED FAILED RETRIED RETRIES PROCESSED FIRSTWRITE RECONF NOTES RUNTIME
-declare -A TL AGG EVENT END_SEC KILL_REL PROMOTE_REL PROMOTE_TOOK FOLLOWED
+declare -A TL AGG TXLOG EVENT END_SEC KILL_REL PROMOTE_REL PROMOTE_TOOK FOLLOWED
 MAXSEC=0
 
 add_event() { # add_event TARGET SECOND TEXT
@@ -443,7 +443,8 @@ EOF
     FAILED[$t]="$(pick 'number of failed transactions')"
     RETRIED[$t]="$(pick 'number of transactions retried')"
     RETRIES[$t]="$(pick 'total number of retries')"
-    LOST[$t]="$(grep -oE 'client [0-9]+ (script [0-9]+ )?aborted' "$err" | awk '{print $2}' | sort -un | wc -l)"
+    # (grep finds nothing when no client aborted: keep pipefail from failing the assignment)
+    LOST[$t]="$({ grep -oE 'client [0-9]+ (script [0-9]+ )?aborted' "$err" || true; } | awk '{print $2}' | sort -un | wc -l)"
     RUNTIME[$t]="$(awk -v ms=$((end_ms - t0)) 'BEGIN { printf "%.1f", ms / 1000 }')s, exit $rc"
     [ "$killed" = 1 ] && RUNTIME[$t]="${RUNTIME[$t]} (killed after $((DURATION + GRACE))s)"
     if [ -z "${PROCESSED[$t]}" ]; then
@@ -463,7 +464,7 @@ EOF
     [ -n "$reasons" ] && NOTES[$t]="${NOTES[$t]:+${NOTES[$t]}; }abort reasons: $reasons"
 
     local res status done_ms wport tries
-    res="$(grep '^RESULT' "$probe" | tail -n 1)"
+    res="$({ grep '^RESULT' "$probe" || true; } | tail -n 1)"
     read -r _ status done_ms wport tries <<<"${res:-RESULT none - - ?}"
     if [ "$status" = ok ]; then
         local node="?"
@@ -497,7 +498,9 @@ EOF
     local -a tx_files=()
     local f
     for f in "$CLUSTER_DIR"/pgbench_tx.*; do [ -f "$f" ] && tx_files+=("$f"); done
+    TXLOG[$t]=0
     if [ ${#tx_files[@]} -gt 0 ]; then
+        TXLOG[$t]=1
         awk -v t0="$t0" '$3 ~ /^[0-9]+$/ && NF >= 6 {
                     ms = $5 * 1000 + int($6 / 1000) - t0
                     if (ms < 0) ms = 0
@@ -515,7 +518,7 @@ EOF
         : >"$CLUSTER_DIR/clients-after-promote"
     fi
     # stalled: neither aborted nor completed any transaction after the promotion
-    grep -oE 'client [0-9]+ (script [0-9]+ )?aborted' "$err" | awk '{print $2}' | sort -u >"$CLUSTER_DIR/clients-aborted" || true
+    { grep -oE 'client [0-9]+ (script [0-9]+ )?aborted' "$err" || true; } | awk '{print $2}' | sort -u >"$CLUSTER_DIR/clients-aborted"
     STALLED[$t]="$(seq 0 $((CLIENTS - 1)) | sort -u | comm -23 - "$CLUSTER_DIR/clients-aborted" |
         comm -23 - "$CLUSTER_DIR/clients-after-promote" | wc -l)"
 
@@ -581,7 +584,7 @@ fv=""
     echo
     echo "## Throughput timeline (pgbench -P 1)"
     echo
-    echo "tps per second of the run (the line \"progress: N s\" covers second N); \`N*\` = no progress line for that second (pgbench prints them from thread 0 only, which stops reporting once all of its clients have aborted), so N is the number of transactions all threads completed in that second, counted from pgbench's per-transaction log (\`-l\`); \`-\` = neither source has that second; \`ended\` = pgbench had exited (with -T it exits early once every client has aborted)."
+    echo "tps per second of the run (the line \"progress: N s\" covers second N); \`N*\` = no progress line for that second (pgbench prints them from thread 0 only, which stops reporting once all of its clients have aborted), so N is the number of transactions all threads completed in that second, counted from pgbench's per-transaction log (\`-l\`; if pgbench had to be killed, its last unflushed log lines are missing); \`-\` = no data for that second; \`ended\` = pgbench had exited (with -T it exits early once every client has aborted)."
     echo
     hdr="| second |"
     sep="|--:|"
@@ -591,13 +594,15 @@ fv=""
     done
     echo "$hdr events |"
     echo "$sep---|"
-    last=$MAXSEC
-    [ "$DURATION" -gt "$last" ] && last="$DURATION"
+    # rows up to DURATION+1; a pgbench that overstayed (stalled clients, killed after
+    # GRACE) only has its later events listed below the table
+    last=$((DURATION + 1))
+    late=()
     for t in "${TARGET_LIST[@]}"; do
         for k in "${!EVENT[@]}"; do
             [[ "$k" == "$t|"* ]] || continue
             s="${k#*|}"
-            [ "$s" -gt "$last" ] && last="$s"
+            [ "$s" -gt "$last" ] && late+=("$t: ${EVENT[$k]} in second $s")
         done
     done
     for ((s = 1; s <= last; s++)); do
@@ -606,8 +611,8 @@ fv=""
         for t in "${TARGET_LIST[@]}"; do
             if [ -n "${TL[$t|$s]:-}" ]; then
                 row="$row ${TL[$t|$s]} |"
-            elif [ -n "${AGG[$t|$s]:-}" ] && { [ -z "${END_SEC[$t]:-}" ] || [ "$s" -le "${END_SEC[$t]}" ]; }; then
-                row="$row ${AGG[$t|$s]}* |"
+            elif [ -n "${END_SEC[$t]:-}" ] && [ "$s" -le "${END_SEC[$t]}" ] && [ "${TXLOG[$t]:-0}" = 1 ]; then
+                row="$row ${AGG[$t|$s]:-0}* |"
             elif [ -n "${END_SEC[$t]:-}" ] && [ "$s" -gt "${END_SEC[$t]}" ]; then
                 row="$row ended |"
             else
@@ -627,6 +632,10 @@ fv=""
         fi
         echo "$row $ev |"
     done
+    if [ ${#late[@]} -gt 0 ]; then
+        echo
+        echo "After second $last: $(printf '%s; ' "${late[@]}" | sed 's/; $//')."
+    fi
     echo
     # shellcheck disable=SC2016 # literal backticks for markdown
     echo "Raw output: $(for t in "${TARGET_LIST[@]}"; do printf '`%s` ' "benches/results/failover-raw-$t.log"; done)"
