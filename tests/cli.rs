@@ -23,6 +23,20 @@ fn version_prints_the_crate_version() {
 }
 
 #[test]
+fn check_accepts_the_docker_config() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/docker/pgferry.toml");
+    let out = pgferry()
+        .args(["--config", example, "--check"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
 fn check_accepts_the_shipped_example_config() {
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/config/pgferry.toml");
     let out = pgferry()

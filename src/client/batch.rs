@@ -219,7 +219,7 @@ impl Session {
         // count as a write for read-your-writes.
         let msg = &self.io.rbuf[..head];
         let text = route::head_text(msg);
-        let mut facts = route::facts(text, true, &self.state.policy);
+        let mut facts = route::facts(text, &self.state.policy);
         match (msg[0], statement_name(msg)) {
             (tag::PARSE, Some(name)) if !name.is_empty() => {
                 if self.verdicts.len() >= MAX_VERDICTS {

@@ -133,9 +133,9 @@ pub fn head_text(msg: &[u8]) -> Option<&str> {
     std::str::from_utf8(&text[..end]).ok()
 }
 
-/// Facts about a batch for the router. Classification runs only when the
-/// outcome can matter (a route other than primary may apply).
-pub fn facts(text: Option<&str>, may_route: bool, policy: &FunctionPolicy) -> BatchFacts {
+/// Facts about a batch for the router: its hint, the classifier's verdict
+/// and what it does to transaction state.
+pub fn facts(text: Option<&str>, policy: &FunctionPolicy) -> BatchFacts {
     let Some(text) = text else {
         return BatchFacts {
             hint: None,
@@ -143,16 +143,8 @@ pub fn facts(text: Option<&str>, may_route: bool, policy: &FunctionPolicy) -> Ba
             tx: TxEffect::None,
         };
     };
-    let hint = classify::route_hint(text);
-    if !may_route && hint.is_none() {
-        return BatchFacts {
-            hint,
-            verdict: Verdict::Write,
-            tx: TxEffect::None,
-        };
-    }
     BatchFacts {
-        hint,
+        hint: classify::route_hint(text),
         verdict: classify::classify(text, policy),
         tx: classify::tx_effect(text),
     }
