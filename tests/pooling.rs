@@ -584,3 +584,20 @@ async fn set_of_a_reported_parameter_follows_its_client_in_transaction_mode() {
     assert_eq!(one(&a, "SELECT 1").await.get::<_, i32>(0), 1);
     assert_eq!(one(&b, "SELECT 2").await.get::<_, i32>(0), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_list_valued_startup_option_keeps_its_list_meaning() {
+    let c = shared_cluster();
+    let p = Proxy::start(&config(c, "transaction", 1, ""));
+    let url = format!("{} options='-c search_path=pg_catalog,public'", app_url(&p));
+    let a = connect(&url).await;
+    let b = connect(&app_url(&p)).await;
+    for _ in 0..3 {
+        // current_schemas lists the schemas in effect: a schema literally
+        // named "pg_catalog,public" does not exist and would not appear.
+        let ra = one(&a, "SELECT current_schemas(false)::text").await;
+        assert_eq!(ra.get::<_, String>(0), "{pg_catalog,public}");
+        let rb = one(&b, "SELECT current_schemas(false)::text").await;
+        assert_eq!(rb.get::<_, String>(0), "{public}");
+    }
+}

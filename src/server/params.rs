@@ -67,11 +67,23 @@ impl ServerParams {
     /// already does. Parameters applied for an earlier client that this one
     /// did not ask for are reset to the server's defaults.
     pub fn sync_query(&self, desired: &ParamSet) -> Option<String> {
-        let mut sql = String::new();
+        // set_config() takes the value as the server parses a startup or
+        // postgresql.conf value: `SET search_path = 'a, b'` would name one
+        // schema "a, b", while set_config('search_path', 'a, b', false)
+        // gives the list a, b, as `options=-c search_path=a,b` means.
+        let mut calls = Vec::new();
         for (name, value) in desired.iter() {
             if self.current(name) != Some(value) {
-                let _ = write!(sql, "SET {} = {};", quote_ident(name), quote_literal(value));
+                calls.push(format!(
+                    "set_config({}, {}, false)",
+                    quote_literal(&name.to_ascii_lowercase()),
+                    quote_literal(value)
+                ));
             }
+        }
+        let mut sql = String::new();
+        if !calls.is_empty() {
+            let _ = write!(sql, "SELECT {};", calls.join(", "));
         }
         for (name, _) in self.applied.iter() {
             if desired.get(name).is_none() {
@@ -156,8 +168,13 @@ mod tests {
             reported: set(&[("application_name", "")]),
             applied: set(&[("search_path", "a"), ("application_name", "old")]),
         };
-        let q = s.sync_query(&set(&[("application_name", "it's")])).unwrap();
-        assert_eq!(q, "SET application_name = 'it''s';RESET search_path;");
+        let q = s
+            .sync_query(&set(&[("application_name", "it's"), ("TimeZone", "UTC")]))
+            .unwrap();
+        assert_eq!(
+            q,
+            "SELECT set_config('application_name', 'it''s', false), set_config('timezone', 'UTC', false);RESET search_path;"
+        );
     }
 
     #[test]
