@@ -2,7 +2,7 @@
 //! their authentication material, and per database its topology and pools.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use rand::RngCore;
 
@@ -56,9 +56,34 @@ pub struct State {
     pub mock_key: [u8; 32],
     /// Which function calls make a statement a write for `auto` routing.
     pub policy: FunctionPolicy,
+    /// Clients pinned to their server connection, by reason (ever).
+    pins: Mutex<HashMap<&'static str, u64>>,
 }
 
 impl State {
+    /// Counts a client pinned for `reason` (pins are rare; a mutex is fine).
+    pub fn count_pin(&self, reason: &'static str) {
+        *self
+            .pins
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(reason)
+            .or_insert(0) += 1;
+    }
+
+    /// Pins so far, by reason.
+    pub fn pin_counts(&self) -> Vec<(&'static str, u64)> {
+        let mut v: Vec<_> = self
+            .pins
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(k, v)| (*k, *v))
+            .collect();
+        v.sort();
+        v
+    }
+
     pub fn build(config: Config) -> State {
         let config = Arc::new(config);
         let policy = function_policy(&config.proxy);
@@ -81,6 +106,7 @@ impl State {
             cancels: Arc::new(CancelRegistry::default()),
             mock_key,
             policy,
+            pins: Mutex::new(HashMap::new()),
         }
     }
 }

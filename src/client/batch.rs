@@ -8,7 +8,6 @@ use bytes::Buf;
 
 use super::pump::Outcome;
 use super::route::{self, Floor, RouteCommand};
-use super::session::RESET_TIMEOUT;
 use super::session::{Session, TxLost};
 use super::ClientError;
 use crate::config::{PoolMode, ReplicaFallback};
@@ -287,6 +286,19 @@ impl Session {
                         self.track.needs_rollback = false;
                         super::session::rollback(&mut conn).await;
                     }
+                    if let Some(reason) = self.replay.unreplayable {
+                        // State that cannot move: the client keeps this
+                        // server connection until the state is gone.
+                        tracing::info!(
+                            client_id = self.id,
+                            reason,
+                            "client pinned to its server connection"
+                        );
+                        self.state.count_pin(reason);
+                        self.set_cancel_target(Some(&conn));
+                        self.held = Some(conn);
+                        return Ok(Flow::Next);
+                    }
                     if !target.replica
                         && facts.verdict != Verdict::ReadOnly
                         && self.routing.read_your_writes
@@ -337,35 +349,40 @@ impl Session {
             Ok(c) => c,
             Err(e) => return self.fail_with(e),
         };
-        if let Err(e) = self.sync_params(&mut conn).await {
-            return self.fail_with(e);
-        }
         let lost = std::mem::take(&mut self.session_lost);
         let mut problem = if lost { self.replay.unreplayable } else { None };
+        // Startup parameters and the session's SET statements are applied
+        // together by the parameter sync.
+        if problem.is_some() {
+            self.replay = Default::default();
+        }
+        if let Err(e) = self.sync_params(&mut conn).await {
+            if !lost {
+                return self.fail_with(e);
+            }
+            tracing::warn!(client_id = self.id, error = %e, "session state could not be replayed");
+            problem = Some("a SET that no longer applies");
+            self.replay = Default::default();
+            conn.broken = true;
+            drop(conn);
+            conn = match self.checkout().await {
+                Ok(c) => c,
+                Err(e) => return self.fail_with(e),
+            };
+            if let Err(e) = self.sync_params(&mut conn).await {
+                return self.fail_with(e);
+            }
+        }
         if lost && problem.is_none() {
-            for sql in self.replay.sets.clone() {
-                let ran = tokio::time::timeout(
-                    RESET_TIMEOUT,
-                    crate::server::simple_query(&mut conn, &sql),
-                )
-                .await;
-                if !matches!(ran, Ok(Ok(_))) {
-                    problem = Some("a SET that no longer applies");
-                    break;
-                }
-            }
-            if problem.is_none() {
-                tracing::info!(
-                    client_id = self.id,
-                    replayed = self.replay.sets.len(),
-                    "session moved to a new server connection"
-                );
-            }
+            tracing::info!(
+                client_id = self.id,
+                replayed = self.replay.sets.iter().count(),
+                "session moved to a new server connection"
+            );
         }
         self.set_cancel_target(Some(&conn));
         self.held = Some(conn);
         if let Some(what) = problem {
-            self.replay = Default::default();
             self.fail_batch(
                 sqlstate::CONNECTION_FAILURE,
                 &format!(

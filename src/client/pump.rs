@@ -371,7 +371,7 @@ impl<'a> Pump<'a> {
                         let named = h.tag == tag::PARSE
                             && msg.get(frame::HEADER_LEN).is_some_and(|&b| b != 0);
                         if let Some(text) = super::route::head_text(msg) {
-                            rec.observe(text, named);
+                            rec.observe(text, named, self.track.tx != TxStatus::Idle);
                         }
                     }
                 }

@@ -1,32 +1,51 @@
-//! Session-mode state that can follow a client to a new server connection:
-//! its SET statements, in order. State that cannot follow (temporary tables,
-//! session advisory locks, LISTEN, WITH HOLD cursors, prepared statements)
-//! is noted with its reason, so a client that loses its server while
-//! holding it gets one clear error instead of a silently different session.
+//! A client's session state as seen from its statements: the session-level
+//! SET statements in effect (one per parameter, the last one wins), and the
+//! state that cannot move between server connections (temporary tables,
+//! session advisory locks, LISTEN, WITH HOLD cursors, prepared statements).
 //!
-//! This looks only at the first words of each statement; it costs nothing
-//! in transaction and statement modes, where it is not used.
+//! Transaction and statement modes use it to give each client its own
+//! settings on whichever server connection runs its next transaction, and
+//! to pin a client to its server connection while it holds state that
+//! cannot move. Session mode uses it to move a session to a new server
+//! connection after the old one was lost.
+//!
+//! This looks only at the first words of each statement (and a few marker
+//! function names); it never parses SQL fully.
 
-/// At most this many SET statements are kept; beyond it the session is
-/// treated as not replayable (something is setting things in a loop).
+use crate::server::ParamSet;
+
+/// At most this many parameters are tracked; beyond that the session is
+/// treated as not movable (something is setting things in a loop).
 const MAX_SETS: usize = 256;
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct SessionState {
-    /// SET / RESET statements to run again, oldest first.
-    pub sets: Vec<String>,
-    /// Why the session cannot be restored elsewhere, if it cannot.
+    /// Parameter name (lower case) → the SET statement that set it.
+    pub sets: ParamSet,
+    /// Why the session cannot move to another server connection, if so.
     pub unreplayable: Option<&'static str>,
+    /// Bumped whenever `sets` changes.
+    pub generation: u64,
+}
+
+/// What a SET or RESET statement does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum SetEffect {
+    Set(String),
+    Reset(String),
+    ResetAll,
 }
 
 impl SessionState {
     /// Notes what one statement (a Query's text, or a Parse's) does to
-    /// session state. `named` is true for a Parse of a named statement.
-    pub fn observe(&mut self, sql: &str, named: bool) {
+    /// session state. `named`: a Parse of a named statement. `in_block`:
+    /// it runs inside a transaction block, where a SET may still be rolled
+    /// back (such a SET makes the session unmovable).
+    pub fn observe(&mut self, sql: &str, named: bool, in_block: bool) {
         if named {
             self.unreplayable = Some("prepared statements");
         }
-        // A query made only of SET/RESET statements is recorded statement by
+        // A query made only of SET/RESET statements is taken statement by
         // statement (a naive split: a ';' inside a quoted value makes a part
         // that is not a SET, and then the whole query counts as mixed).
         let parts: Vec<&str> = sql
@@ -34,82 +53,140 @@ impl SessionState {
             .map(str::trim)
             .filter(|p| !p.is_empty())
             .collect();
-        if parts.len() > 1
-            && parts
-                .iter()
-                .all(|p| starts_with_word(p, "set") || starts_with_word(p, "reset"))
-        {
+        let all_sets = parts
+            .iter()
+            .all(|p| starts_with_word(p, "set") || starts_with_word(p, "reset"));
+        if parts.len() > 1 && all_sets {
             for part in parts {
-                self.observe(part, false);
+                self.observe(part, false, in_block);
             }
             return;
         }
-        let text = sql.trim_start();
+        let text = sql.trim();
+        let single = parts.len() <= 1;
+        match set_effect(text) {
+            Some(_) if !single => self.unreplayable = Some("SET inside a multi-statement query"),
+            Some(_) if in_block => self.unreplayable = Some("SET inside a transaction block"),
+            Some(SetEffect::Set(name)) => self.record(&name, text),
+            Some(SetEffect::Reset(name)) => {
+                if self.sets.get(&name).is_some() {
+                    self.sets.remove(&name);
+                    self.generation += 1;
+                }
+            }
+            Some(SetEffect::ResetAll) => {
+                if !self.sets.is_empty() {
+                    self.sets = ParamSet::new();
+                    self.generation += 1;
+                }
+            }
+            None => self.observe_other(text),
+        }
+    }
+
+    fn observe_other(&mut self, text: &str) {
         let mut words = text
             .split(|c: char| c.is_ascii_whitespace() || c == ';' || c == '(')
             .filter(|w| !w.is_empty());
         let first = words.next().unwrap_or("").to_ascii_lowercase();
         let second = words.next().unwrap_or("").to_ascii_lowercase();
-        let lower_has = |needle: &str| contains_ci(text, needle);
-        // Several statements in one Query cannot be replayed safely (the
-        // others may write); their SET parts are not recorded.
-        let single = !text.trim_end().trim_end_matches(';').contains(';');
+        let has = |needle: &str| contains_ci(text, needle);
         match first.as_str() {
-            "set"
-                if !matches!(second.as_str(), "local" | "transaction" | "constraints")
-                    && !lower_has("session characteristics") =>
-            {
-                if single {
-                    self.record(text);
-                } else {
-                    self.unreplayable = Some("SET inside a multi-statement query");
-                }
+            "discard" if second == "all" => {
+                *self = SessionState {
+                    generation: self.generation + 1,
+                    ..SessionState::default()
+                };
+                return;
             }
-            "reset" if second == "all" => self.sets.clear(),
-            "reset" => self.record(text),
-            "discard" if second == "all" => *self = SessionState::default(),
-            "discard"
-                if (second == "temp" || second == "temporary")
-                    && self.unreplayable == Some("temporary tables") =>
-            {
-                self.unreplayable = None;
+            "discard" if (second == "temp" || second == "temporary") => {
+                self.clear("temporary tables")
             }
+            "deallocate" if has("all") => self.clear("prepared statements"),
             "listen" => self.unreplayable = Some("LISTEN"),
-            "unlisten" if text.contains('*') && self.unreplayable == Some("LISTEN") => {
-                self.unreplayable = None;
-            }
+            "unlisten" if text.contains('*') => self.clear("LISTEN"),
             "create"
                 if matches!(second.as_str(), "temp" | "temporary" | "local" | "global")
-                    || lower_has(" temp table")
-                    || lower_has(" temporary table") =>
+                    || has(" temp table")
+                    || has(" temporary table") =>
             {
                 self.unreplayable = Some("temporary tables");
             }
-            "declare" if lower_has("with hold") => self.unreplayable = Some("WITH HOLD cursors"),
+            "declare" if has("with hold") => self.unreplayable = Some("WITH HOLD cursors"),
+            "close" if second == "all" => self.clear("WITH HOLD cursors"),
             "prepare" if second != "transaction" => self.unreplayable = Some("prepared statements"),
             _ => {}
         }
-        if (lower_has("pg_advisory_lock") || lower_has("pg_try_advisory_lock"))
-            && !lower_has("_xact_")
-        {
+        if has("pg_advisory_unlock_all") {
+            self.clear("session advisory locks");
+        } else if (has("pg_advisory_lock") || has("pg_try_advisory_lock")) && !has("_xact_") {
             self.unreplayable = Some("session advisory locks");
         }
-        if lower_has("set_config") && !single {
-            self.unreplayable = Some("set_config in a multi-statement query");
-        } else if lower_has("set_config") {
-            // set_config(name, value, false) changes the session; replay the
-            // statement itself (it has no other effect than a SELECT).
-            self.record(text);
+        if has("set_config") && !has("true)") {
+            // set_config(name, value, false) changes the session in a way a
+            // lexer cannot follow.
+            self.unreplayable = Some("set_config(..., false)");
         }
     }
 
-    fn record(&mut self, text: &str) {
-        if self.sets.len() >= MAX_SETS {
+    /// Forgets `reason` if it is what made the session unmovable.
+    fn clear(&mut self, reason: &'static str) {
+        if self.unreplayable == Some(reason) {
+            self.unreplayable = None;
+        }
+    }
+
+    fn record(&mut self, name: &str, text: &str) {
+        if self.sets.get(name).is_none() && self.sets.iter().count() >= MAX_SETS {
             self.unreplayable = Some("too many SET statements");
             return;
         }
-        self.sets.push(text.trim().trim_end_matches(';').to_owned());
+        self.sets.set(name, text.trim_end_matches(';').trim_end());
+        self.generation += 1;
     }
+}
+
+/// The parameter a SET or RESET statement targets (`SET LOCAL`, `SET
+/// TRANSACTION` and `SET CONSTRAINTS` are transaction-scoped: None).
+fn set_effect(text: &str) -> Option<SetEffect> {
+    let lower = text.trim_end_matches(';').trim().to_ascii_lowercase();
+    let mut words = lower.split_ascii_whitespace();
+    let verb = words.next()?;
+    let rest: Vec<&str> = words.collect();
+    let (set, mut rest) = match verb {
+        "set" => (true, &rest[..]),
+        "reset" => (false, &rest[..]),
+        _ => return None,
+    };
+    if rest.first() == Some(&"session") && rest.get(1) != Some(&"authorization") {
+        rest = &rest[1..];
+    }
+    let name = match rest {
+        [] => return None,
+        ["local", ..] | ["transaction", ..] | ["constraints", ..] => return None,
+        ["session", "characteristics", ..] => return None,
+        ["all"] if !set => return Some(SetEffect::ResetAll),
+        ["role", ..] => "role".to_owned(),
+        ["session", "authorization", ..] => "session_authorization".to_owned(),
+        ["time", "zone", ..] => "timezone".to_owned(),
+        ["names", ..] => "client_encoding".to_owned(),
+        ["schema", ..] => "search_path".to_owned(),
+        ["xml", "option", ..] => "xmloption".to_owned(),
+        [first, ..] => first
+            .split(['=', '\''])
+            .next()
+            .unwrap_or(first)
+            .trim_matches('"')
+            .to_owned(),
+    };
+    if name.is_empty() {
+        return None;
+    }
+    Some(if set {
+        SetEffect::Set(name)
+    } else {
+        SetEffect::Reset(name)
+    })
 }
 
 fn starts_with_word(s: &str, word: &str) -> bool {
@@ -131,31 +208,54 @@ mod tests {
     fn after(stmts: &[&str]) -> SessionState {
         let mut s = SessionState::default();
         for st in stmts {
-            s.observe(st, false);
+            s.observe(st, false, false);
         }
         s
     }
 
+    fn sets(s: &SessionState) -> Vec<(String, String)> {
+        s.sets
+            .iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect()
+    }
+
     #[test]
-    fn sets_are_recorded_in_order() {
+    fn the_last_set_per_parameter_is_kept() {
         let s = after(&[
             "SET search_path = a, b",
             "select 1",
             "set statement_timeout to 5000;",
+            "SET search_path TO c",
             "SET LOCAL x = 1",
             "SET TRANSACTION READ ONLY",
+            "SET ROLE reader",
+            "SET SESSION AUTHORIZATION app",
+            "set time zone 'UTC'",
         ]);
         assert_eq!(
-            s.sets,
-            vec!["SET search_path = a, b", "set statement_timeout to 5000"]
+            sets(&s),
+            vec![
+                ("search_path".into(), "SET search_path TO c".into()),
+                (
+                    "statement_timeout".into(),
+                    "set statement_timeout to 5000".into()
+                ),
+                ("role".into(), "SET ROLE reader".into()),
+                (
+                    "session_authorization".into(),
+                    "SET SESSION AUTHORIZATION app".into()
+                ),
+                ("timezone".into(), "set time zone 'UTC'".into()),
+            ]
         );
         assert_eq!(s.unreplayable, None);
-        let s = after(&["SET a.b = 1", "RESET ALL", "RESET search_path"]);
-        assert_eq!(s.sets, vec!["RESET search_path"]);
-        assert_eq!(
-            after(&["SET a.b = 1", "DISCARD ALL"]),
-            SessionState::default()
-        );
+        let s = after(&["SET a.b = 1", "SET c.d=2", "RESET a.b"]);
+        assert_eq!(sets(&s), vec![("c.d".into(), "SET c.d=2".into())]);
+        assert!(after(&["SET a.b = 1", "RESET ALL"]).sets.is_empty());
+        assert!(after(&["SET a.b = 1", "DISCARD ALL"]).sets.is_empty());
+        let both = after(&["SET a.b = 1; SET c.d = 2;"]);
+        assert_eq!(both.sets.iter().count(), 2);
     }
 
     #[test]
@@ -175,6 +275,14 @@ mod tests {
             Some("session advisory locks")
         );
         assert_eq!(
+            after(&[
+                "SELECT pg_advisory_lock(1)",
+                "SELECT pg_advisory_unlock_all()"
+            ])
+            .unreplayable,
+            None
+        );
+        assert_eq!(
             after(&["SELECT pg_advisory_xact_lock(1)"]).unreplayable,
             None
         );
@@ -187,15 +295,28 @@ mod tests {
             Some("prepared statements")
         );
         assert_eq!(
+            after(&["PREPARE p AS SELECT 1", "DEALLOCATE ALL"]).unreplayable,
+            None
+        );
+        assert_eq!(
+            after(&["SELECT set_config('a.b', 'x', false)"]).unreplayable,
+            Some("set_config(..., false)")
+        );
+        assert_eq!(
+            after(&["SELECT set_config('a.b', 'x', true)"]).unreplayable,
+            None
+        );
+        assert_eq!(
             after(&["SET a.b = 1; DELETE FROM t"]).unreplayable,
             Some("SET inside a multi-statement query")
         );
-        let both = after(&["SET a.b = 1; SET c.d = 2;"]);
-        assert_eq!(both.sets, vec!["SET a.b = 1", "SET c.d = 2"]);
-        assert_eq!(both.unreplayable, None);
         let mut s = SessionState::default();
-        s.observe("SELECT $1", true);
+        s.observe("SET a.b = 1", false, true);
+        assert_eq!(s.unreplayable, Some("SET inside a transaction block"));
+        let mut s = SessionState::default();
+        s.observe("SELECT $1", true, false);
         assert_eq!(s.unreplayable, Some("prepared statements"));
         assert_eq!(after(&["CREATE TABLE t (a int)"]).unreplayable, None);
+        assert_eq!(after(&["LISTEN a", "DISCARD ALL"]).unreplayable, None);
     }
 }

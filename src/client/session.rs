@@ -280,9 +280,9 @@ impl Session {
     }
 
     pub(super) async fn sync_params(&self, conn: &mut Pooled) -> Result<(), ClientError> {
-        if let Some(sql) = conn.params.sync_query(&self.desired) {
+        if let Some(sql) = conn.params.sync_query(&self.desired, &self.replay.sets) {
             match tokio::time::timeout(RESET_TIMEOUT, server::simple_query(conn, &sql)).await {
-                Ok(Ok(_)) => conn.params.synced(&self.desired),
+                Ok(Ok(_)) => conn.params.synced(&self.desired, &self.replay.sets),
                 Ok(Err(e)) => return Err(e.into()),
                 Err(_) => {
                     conn.broken = true;
@@ -324,7 +324,22 @@ impl Session {
     /// a new connection with its session state replayed (see `reattach`).
     pub(super) async fn run_held(&mut self, mut conn: Pooled) -> Result<bool, ClientError> {
         match self.pump(&mut conn, false, false).await {
-            Outcome::ClientGone | Outcome::Released => {
+            // A pinned client (transaction or statement mode) reached a
+            // transaction boundary: it keeps the connection while pinned.
+            Outcome::Released => {
+                if self.track.needs_rollback {
+                    self.track.needs_rollback = false;
+                    rollback(&mut conn).await;
+                }
+                if self.replay.unreplayable.is_some() {
+                    self.held = Some(conn);
+                } else {
+                    tracing::info!(client_id = self.id, "client unpinned");
+                    self.set_cancel_target(None);
+                }
+                Ok(true)
+            }
+            Outcome::ClientGone => {
                 self.held = Some(conn);
                 Ok(false)
             }
@@ -369,17 +384,19 @@ impl Session {
             max,
             &mut self.sbuf,
         );
-        let pump = if self.mode == PoolMode::Session {
-            pump.recording(&mut self.replay)
-        } else {
-            pump
-        };
+        let generation = self.replay.generation;
+        let pump = pump.recording(&mut self.replay);
         let mut pump = if single {
             pump.single_batch(hold)
         } else {
             pump
         };
-        pump.run().await
+        let outcome = pump.run().await;
+        if self.replay.generation != generation {
+            // The client's SET statements ran on this connection.
+            conn.params.applied_sets = self.replay.sets.clone();
+        }
+        outcome
     }
 
     /// The client left (or broke the protocol) while holding `conn`. A
@@ -514,6 +531,7 @@ impl Session {
                 Ok(Ok(_)) => {
                     // DISCARD ALL / RESET ALL return every setting to its default.
                     conn.params.applied = ParamSet::new();
+                    conn.params.applied_sets = ParamSet::new();
                 }
                 _ => conn.broken = true,
             }

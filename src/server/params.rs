@@ -56,6 +56,9 @@ pub struct ServerParams {
     /// Values pgferry (or a client, seen through ParameterStatus) set on this
     /// connection on top of its startup defaults.
     pub applied: ParamSet,
+    /// Session-level SET statements a client ran on this connection (or
+    /// pgferry ran for one), by parameter name.
+    pub applied_sets: ParamSet,
 }
 
 impl ServerParams {
@@ -66,7 +69,7 @@ impl ServerParams {
     /// The query that makes this connection match `desired`, or None when it
     /// already does. Parameters applied for an earlier client that this one
     /// did not ask for are reset to the server's defaults.
-    pub fn sync_query(&self, desired: &ParamSet) -> Option<String> {
+    pub fn sync_query(&self, desired: &ParamSet, sets: &ParamSet) -> Option<String> {
         // set_config() takes the value as the server parses a startup or
         // postgresql.conf value: `SET search_path = 'a, b'` would name one
         // schema "a, b", while set_config('search_path', 'a, b', false)
@@ -90,12 +93,27 @@ impl ServerParams {
                 let _ = write!(sql, "RESET {};", quote_ident(name));
             }
         }
+        // The client's own SET statements run as the client wrote them, so
+        // their meaning (list values, DEFAULT, SET ROLE) is exactly theirs;
+        // what an earlier client set and this one did not is reset, so
+        // nothing (SET ROLE in particular) leaks between clients.
+        for (name, stmt) in sets.iter() {
+            if self.applied_sets.get(name) != Some(stmt) {
+                let _ = write!(sql, "{stmt};");
+            }
+        }
+        for (name, _) in self.applied_sets.iter() {
+            if sets.get(name).is_none() {
+                let _ = write!(sql, "RESET {};", reset_target(name));
+            }
+        }
         (!sql.is_empty()).then_some(sql)
     }
 
     /// Records that `sync_query(desired)` ran successfully.
-    pub fn synced(&mut self, desired: &ParamSet) {
+    pub fn synced(&mut self, desired: &ParamSet, sets: &ParamSet) {
         self.applied = desired.clone();
+        self.applied_sets = sets.clone();
     }
 }
 
@@ -116,6 +134,15 @@ const NOT_SETTABLE: &[&str] = &[
 /// Whether a parameter the server reported should follow the client.
 pub fn follows_client(name: &str) -> bool {
     !NOT_SETTABLE.iter().any(|n| n.eq_ignore_ascii_case(name))
+}
+
+/// RESET's spelling for a tracked parameter name.
+fn reset_target(name: &str) -> String {
+    match name {
+        "role" => "ROLE".to_owned(),
+        "session_authorization" => "SESSION AUTHORIZATION".to_owned(),
+        other => quote_ident(other),
+    }
 }
 
 pub fn quote_ident(name: &str) -> String {
@@ -157,9 +184,16 @@ mod tests {
         let s = ServerParams {
             reported: set(&[("client_encoding", "UTF8"), ("TimeZone", "UTC")]),
             applied: ParamSet::new(),
+            applied_sets: ParamSet::new(),
         };
-        assert_eq!(s.sync_query(&set(&[("client_encoding", "UTF8")])), None);
-        assert_eq!(s.sync_query(&set(&[("timezone", "UTC")])), None);
+        assert_eq!(
+            s.sync_query(&set(&[("client_encoding", "UTF8")]), &ParamSet::new()),
+            None
+        );
+        assert_eq!(
+            s.sync_query(&set(&[("timezone", "UTC")]), &ParamSet::new()),
+            None
+        );
     }
 
     #[test]
@@ -167,13 +201,19 @@ mod tests {
         let s = ServerParams {
             reported: set(&[("application_name", "")]),
             applied: set(&[("search_path", "a"), ("application_name", "old")]),
+            applied_sets: set(&[("role", "SET ROLE x"), ("work_mem", "SET work_mem = '1MB'")]),
         };
+        let sets = set(&[("work_mem", "SET work_mem = '2MB'")]);
         let q = s
-            .sync_query(&set(&[("application_name", "it's"), ("TimeZone", "UTC")]))
+            .sync_query(
+                &set(&[("application_name", "it's"), ("TimeZone", "UTC")]),
+                &sets,
+            )
             .unwrap();
         assert_eq!(
             q,
-            "SELECT set_config('application_name', 'it''s', false), set_config('timezone', 'UTC', false);RESET search_path;"
+            "SELECT set_config('application_name', 'it''s', false), set_config('timezone', 'UTC', false);\
+             RESET search_path;SET work_mem = '2MB';RESET ROLE;"
         );
     }
 
