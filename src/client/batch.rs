@@ -10,7 +10,7 @@ use super::pump::Outcome;
 use super::route::{self, Floor, RouteCommand};
 use super::session::{Session, TxLost};
 use super::ClientError;
-use crate::config::{PoolMode, ReplicaFallback};
+use crate::config::{PinPolicy, PoolMode, ReplicaFallback};
 use crate::pool::{PoolError, Pooled};
 use crate::protocol::build::{self, Severity};
 use crate::protocol::{frame, sqlstate, tag, TxStatus};
@@ -75,6 +75,12 @@ impl Session {
                     continue;
                 }
                 None => {}
+            }
+            if self.mode != PoolMode::Session
+                && self.state.config.proxy.pin_policy == PinPolicy::Error
+                && self.refuse_pin(need)?
+            {
+                continue;
             }
             let facts = self.batch_facts(need);
             let want = router::decide(&facts, self.route_setting, self.routing.route);
@@ -193,6 +199,30 @@ impl Session {
                 TxStatus::Failed,
             )?;
         }
+        Ok(true)
+    }
+
+    /// pin_policy = "error": refuses the statement at the head if it would
+    /// pin the client. True when it was refused.
+    fn refuse_pin(&mut self, head: usize) -> Result<bool, ClientError> {
+        if self.replay.unreplayable.is_some() {
+            return Ok(false);
+        }
+        let msg = &self.io.rbuf[..head];
+        let Some(text) = route::head_text(msg) else {
+            return Ok(false);
+        };
+        let named = msg[0] == tag::PARSE && msg.get(frame::HEADER_LEN).is_some_and(|&b| b != 0);
+        let mut probe = self.replay.clone();
+        probe.observe(text, named, false);
+        let Some(reason) = probe.unreplayable else {
+            return Ok(false);
+        };
+        let message = format!(
+            "pgferry: {reason} would pin this client to one server connection, which pin_policy = \"error\" forbids in {} pooling mode",
+            self.mode
+        );
+        self.fail_batch(sqlstate::FEATURE_NOT_SUPPORTED, &message)?;
         Ok(true)
     }
 

@@ -26,6 +26,9 @@ pub struct SessionState {
     pub unreplayable: Option<&'static str>,
     /// Bumped whenever `sets` changes.
     pub generation: u64,
+    /// A RESET ALL or DISCARD ALL ran: the server connection it ran on is
+    /// back to its defaults (startup parameters applied by pgferry too).
+    pub reset_all: bool,
 }
 
 /// What a SET or RESET statement does.
@@ -75,10 +78,9 @@ impl SessionState {
                 }
             }
             Some(SetEffect::ResetAll) => {
-                if !self.sets.is_empty() {
-                    self.sets = ParamSet::new();
-                    self.generation += 1;
-                }
+                self.sets = ParamSet::new();
+                self.generation += 1;
+                self.reset_all = true;
             }
             None => self.observe_other(text),
         }
@@ -95,6 +97,7 @@ impl SessionState {
             "discard" if second == "all" => {
                 *self = SessionState {
                     generation: self.generation + 1,
+                    reset_all: true,
                     ..SessionState::default()
                 };
                 return;
@@ -254,6 +257,7 @@ mod tests {
         assert_eq!(sets(&s), vec![("c.d".into(), "SET c.d=2".into())]);
         assert!(after(&["SET a.b = 1", "RESET ALL"]).sets.is_empty());
         assert!(after(&["SET a.b = 1", "DISCARD ALL"]).sets.is_empty());
+        assert!(after(&["DISCARD ALL"]).reset_all);
         let both = after(&["SET a.b = 1; SET c.d = 2;"]);
         assert_eq!(both.sets.iter().count(), 2);
     }
@@ -317,6 +321,15 @@ mod tests {
         s.observe("SELECT $1", true, false);
         assert_eq!(s.unreplayable, Some("prepared statements"));
         assert_eq!(after(&["CREATE TABLE t (a int)"]).unreplayable, None);
-        assert_eq!(after(&["LISTEN a", "DISCARD ALL"]).unreplayable, None);
+        let mut s = after(&["LISTEN a", "DISCARD ALL"]);
+        assert_eq!(s.unreplayable, None);
+        s.reset_all = false;
+        assert_eq!(
+            s,
+            SessionState {
+                generation: 1,
+                ..Default::default()
+            }
+        );
     }
 }

@@ -106,6 +106,8 @@ pub struct Session {
     pub(super) verdicts: HashMap<String, Verdict>,
     /// Session mode: state to replay on a new server connection.
     pub(super) replay: SessionState,
+    /// The parameters the client started with (RESET ALL returns to them).
+    pub(super) startup_params: ParamSet,
     /// Session mode: the server connection was lost; the next request
     /// reattaches the client to a new one.
     pub(super) session_lost: bool,
@@ -152,8 +154,10 @@ impl Session {
             ryw: ReadYourWrites::default(),
             verdicts: HashMap::new(),
             replay: SessionState::default(),
+            startup_params: ParamSet::new(),
             session_lost: false,
         };
+        s.startup_params = s.desired.clone();
         match s.first_connection().await {
             Ok(()) => Ok(s),
             Err(e) => {
@@ -395,6 +399,13 @@ impl Session {
         if self.replay.generation != generation {
             // The client's SET statements ran on this connection.
             conn.params.applied_sets = self.replay.sets.clone();
+        }
+        if std::mem::take(&mut self.replay.reset_all) {
+            // RESET ALL / DISCARD ALL also undid what pgferry applied. On
+            // Postgres they return to the client's startup values; the next
+            // sync applies those again.
+            conn.params.applied = ParamSet::new();
+            self.desired = self.startup_params.clone();
         }
         outcome
     }

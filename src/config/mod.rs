@@ -176,6 +176,9 @@ pub struct ProxyConfig {
     /// `pause_timeout`, default "30s": how long PAUSE waits for running transactions to
     /// finish before it cancels them.
     pub pause_timeout: Duration,
+    /// `pin_policy`, default "pin": what transaction and statement modes do with a client
+    /// that creates state which cannot move between server connections.
+    pub pin_policy: PinPolicy,
     /// The routing keys in `[proxy]`: defaults for every database.
     pub routing: RoutingConfig,
 }
@@ -233,6 +236,21 @@ impl Keyword for Route {
     ];
 }
 
+/// What happens to a client that creates state which cannot move between server
+/// connections (temporary tables, LISTEN, session advisory locks, ...).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PinPolicy {
+    /// The client keeps its server connection until the state is gone.
+    Pin,
+    /// The statement is refused with an error.
+    Error,
+}
+
+impl Keyword for PinPolicy {
+    const CHOICES: &'static [(&'static str, Self)] =
+        &[("pin", PinPolicy::Pin), ("error", PinPolicy::Error)];
+}
+
 /// What a replica-routed read does when no replica qualifies.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ReplicaFallback {
@@ -272,6 +290,7 @@ impl Default for ProxyConfig {
             route_allow_functions: None,
             admin_users: Vec::new(),
             pause_timeout: Duration::from_secs(30),
+            pin_policy: PinPolicy::Pin,
             routing: RoutingConfig::default(),
         }
     }
@@ -363,7 +382,14 @@ macro_rules! keyword_text {
     )*};
 }
 
-keyword_text!(PoolMode, AuthMethod, LogFormat, Route, ReplicaFallback);
+keyword_text!(
+    PoolMode,
+    AuthMethod,
+    LogFormat,
+    Route,
+    ReplicaFallback,
+    PinPolicy
+);
 
 /// One `[[users]]` entry.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -105,6 +105,7 @@ fn proxy(mut w: Walker<'_>) -> ProxyConfig {
         route_allow_functions:  w.list("route_allow_functions", function_name).map(names),
         admin_users:            w.list("admin_users", |s| Ok(s.to_owned())).map(names).unwrap_or_default(),
         pause_timeout:          w.duration("pause_timeout").unwrap_or(d.pause_timeout),
+        pin_policy:             w.keyword("pin_policy").unwrap_or(d.pin_policy),
         routing:                routing(&mut w, &d.routing),
     };
     w.finish();

@@ -74,6 +74,7 @@ fn full_example_parses_to_expected_values() {
         failover_timeout = "5s"
         admin_users = ["monitor"]
         pause_timeout = "7s"
+        pin_policy = "error"
 
         [log]
         level = "debug"
@@ -140,6 +141,7 @@ fn full_example_parses_to_expected_values() {
             route_allow_functions: Some(vec!["lower".to_owned()]),
             admin_users: vec!["monitor".to_owned()],
             pause_timeout: Duration::from_secs(7),
+            pin_policy: PinPolicy::Error,
             routing: proxy_routing.clone(),
         },
         log: LogConfig {

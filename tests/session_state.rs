@@ -1,0 +1,239 @@
+//! Session state in transaction mode: each client's SETs are its own on any
+//! server connection, SET ROLE never leaks, and state that cannot move pins
+//! the client until it is gone.
+
+mod common;
+mod support;
+
+use std::time::Duration;
+
+use common::*;
+use support::*;
+
+/// Two clients sharing one server connection.
+fn one_server(c: &Cluster) -> Proxy {
+    Proxy::start(&config(c, "transaction", 1, ""))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn set_statements_follow_their_client_and_never_leak() {
+    let c = shared_cluster();
+    c.psql(
+        0,
+        "DO $$ BEGIN CREATE ROLE pgferry_reader; EXCEPTION WHEN duplicate_object THEN NULL; END $$",
+    );
+    c.psql(0, "GRANT pgferry_reader TO app");
+    let p = one_server(c);
+    let a = connect(&p.url("app", "secret", "app")).await;
+    let b = connect(&p.url("app", "secret", "app")).await;
+    a.batch_execute("SET search_path = pg_catalog, public")
+        .await
+        .unwrap();
+    a.batch_execute("SET statement_timeout = '7s'")
+        .await
+        .unwrap();
+    a.batch_execute("SET ROLE pgferry_reader").await.unwrap();
+    for _ in 0..3 {
+        let ra = one(&a, "SELECT current_schemas(false)::text, current_setting('statement_timeout'), current_user::text").await;
+        assert_eq!(ra.get::<_, String>(0), "{pg_catalog,public}");
+        assert_eq!(ra.get::<_, String>(1), "7s");
+        assert_eq!(ra.get::<_, String>(2), "pgferry_reader");
+        let rb = one(&b, "SELECT current_schemas(false)::text, current_setting('statement_timeout'), current_user::text").await;
+        assert_eq!(
+            rb.get::<_, String>(0),
+            "{public}",
+            "search_path must not leak"
+        );
+        assert_eq!(
+            rb.get::<_, String>(1),
+            "0",
+            "statement_timeout must not leak"
+        );
+        assert_eq!(rb.get::<_, String>(2), "app", "SET ROLE must never leak");
+    }
+    a.batch_execute("RESET ROLE; RESET search_path")
+        .await
+        .unwrap();
+    let ra = one(&a, "SELECT current_schemas(false)::text, current_user::text, current_setting('statement_timeout')").await;
+    assert_eq!(ra.get::<_, String>(0), "{public}");
+    assert_eq!(ra.get::<_, String>(1), "app");
+    assert_eq!(
+        ra.get::<_, String>(2),
+        "7s",
+        "RESET of one parameter keeps the others"
+    );
+    a.batch_execute("RESET ALL").await.unwrap();
+    assert_eq!(
+        one(&a, "SELECT current_setting('statement_timeout')")
+            .await
+            .get::<_, String>(0),
+        "0"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn temp_tables_pin_the_client_until_discarded() {
+    let c = shared_cluster();
+    let p = Proxy::start(&config(c, "transaction", 2, ""));
+    let a = connect(&p.url("app", "secret", "app")).await;
+    let others: Vec<_> =
+        futures_util::future::join_all((0..3).map(|_| connect_url(p.url("app", "secret", "app"))))
+            .await;
+    a.batch_execute("CREATE TEMP TABLE scratch (v int); INSERT INTO scratch VALUES (1)")
+        .await
+        .unwrap();
+    for _ in 0..5 {
+        // Other clients keep the second server connection busy...
+        futures_util::future::join_all(
+            others
+                .iter()
+                .map(|o| o.batch_execute("SELECT pg_sleep(0.01)")),
+        )
+        .await;
+        // ...and the pinned client still finds its temp table.
+        assert_eq!(
+            one(&a, "SELECT count(*) FROM scratch")
+                .await
+                .get::<_, i64>(0),
+            1
+        );
+    }
+    a.batch_execute("DISCARD ALL").await.unwrap();
+    // Unpinned: the pool of 2 serves everyone again.
+    futures_util::future::join_all(others.iter().map(|o| o.batch_execute("SELECT 1"))).await;
+    assert!(
+        p.log().contains("client pinned"),
+        "the pin and its reason are logged"
+    );
+}
+
+async fn connect_url(url: String) -> tokio_postgres::Client {
+    connect(&url).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listen_notify_works_in_transaction_mode() {
+    let c = shared_cluster();
+    let p = Proxy::start(&config(c, "transaction", 2, ""));
+    let (listener, mut connection) =
+        tokio_postgres::connect(&p.url("app", "secret", "app"), tokio_postgres::NoTls)
+            .await
+            .unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut stream = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+        while let Some(Ok(msg)) = futures_util::StreamExt::next(&mut stream).await {
+            if let tokio_postgres::AsyncMessage::Notification(n) = msg {
+                let _ = tx.send(n.payload().to_owned());
+            }
+        }
+    });
+    listener.batch_execute("LISTEN pgferry_chan").await.unwrap();
+    let notifier = connect(&p.url("app", "secret", "app")).await;
+    for i in 0..3 {
+        notifier
+            .batch_execute(&format!("NOTIFY pgferry_chan, 'hello {i}'"))
+            .await
+            .unwrap();
+        let got = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .expect("notification arrives");
+        assert_eq!(got.as_deref(), Some(format!("hello {i}").as_str()));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn named_prepared_statements_work_in_transaction_mode_by_pinning() {
+    let c = shared_cluster();
+    let p = one_server(c);
+    let a = connect(&p.url("app", "secret", "app")).await;
+    // tokio-postgres prepares every query() as a named statement.
+    for i in 0..5 {
+        let row = a.query_one("SELECT $1::int + 1", &[&i]).await.unwrap();
+        assert_eq!(row.get::<_, i32>(0), i + 1);
+    }
+    let stmt = a.prepare("SELECT $1::text").await.unwrap();
+    assert_eq!(
+        a.query_one(&stmt, &[&"x"])
+            .await
+            .unwrap()
+            .get::<_, String>(0),
+        "x"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pin_policy_error_refuses_state_that_would_pin() {
+    let c = shared_cluster();
+    let p = Proxy::start(&config(c, "transaction", 2, "pin_policy = \"error\""));
+    let a = connect(&p.url("app", "secret", "app")).await;
+    for sql in [
+        "CREATE TEMP TABLE t_refused (v int)",
+        "LISTEN refused_chan",
+        "SELECT pg_advisory_lock(42)",
+    ] {
+        let err = a.batch_execute(sql).await.expect_err(sql);
+        assert_eq!(code(&err), "0A000", "{sql}: {err:?}");
+        assert!(err.as_db_error().unwrap().message().contains("pin_policy"));
+    }
+    // Named prepared statements would pin too.
+    let err = a
+        .query_one("SELECT $1::int", &[&1])
+        .await
+        .expect_err("named statement");
+    assert_eq!(code(&err), "0A000");
+    // Everything else works, and settings still follow the client.
+    a.batch_execute("SET search_path = pg_catalog")
+        .await
+        .unwrap();
+    assert_eq!(
+        one(&a, "SELECT current_schemas(false)::text")
+            .await
+            .get::<_, String>(0),
+        "{pg_catalog}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reset_all_and_discard_all_affect_only_their_client() {
+    let c = shared_cluster();
+    let p = one_server(c);
+    let a = connect(&format!(
+        "{} application_name=alpha",
+        p.url("app", "secret", "app")
+    ))
+    .await;
+    let b = connect(&format!(
+        "{} application_name=beta",
+        p.url("app", "secret", "app")
+    ))
+    .await;
+    b.batch_execute("SET statement_timeout = '9s'")
+        .await
+        .unwrap();
+    a.batch_execute("SET work_mem = '1MB'").await.unwrap();
+    a.batch_execute("RESET ALL").await.unwrap();
+    a.batch_execute("DISCARD ALL").await.unwrap();
+    let ra = one(
+        &a,
+        "SELECT current_setting('application_name'), current_setting('work_mem')",
+    )
+    .await;
+    assert_eq!(
+        ra.get::<_, String>(0),
+        "alpha",
+        "startup parameters survive RESET ALL, as on Postgres"
+    );
+    assert_ne!(ra.get::<_, String>(1), "1MB");
+    let rb = one(
+        &b,
+        "SELECT current_setting('application_name'), current_setting('statement_timeout')",
+    )
+    .await;
+    assert_eq!(rb.get::<_, String>(0), "beta");
+    assert_eq!(
+        rb.get::<_, String>(1),
+        "9s",
+        "another client's settings are untouched"
+    );
+}
