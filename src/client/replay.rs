@@ -14,6 +14,20 @@
 
 use crate::server::ParamSet;
 
+/// Statements starting with one of these may change session state.
+const STATE_KEYWORDS: &[&str] = &[
+    "set",
+    "reset",
+    "discard",
+    "deallocate",
+    "listen",
+    "unlisten",
+    "create",
+    "declare",
+    "close",
+    "prepare",
+];
+
 /// At most this many parameters are tracked; beyond that the session is
 /// treated as not movable (something is setting things in a loop).
 const MAX_SETS: usize = 256;
@@ -48,6 +62,20 @@ impl SessionState {
         if named {
             self.unreplayable = Some("prepared statements");
         }
+        // Fast path, no allocation: most statements start with a keyword
+        // that cannot change session state and call no function.
+        let first = sql
+            .trim_start()
+            .split(|c: char| !c.is_ascii_alphabetic())
+            .next()
+            .unwrap_or("");
+        let multi = sql.trim_end().trim_end_matches(';').contains(';');
+        if !multi && !STATE_KEYWORDS.iter().any(|k| first.eq_ignore_ascii_case(k)) {
+            if sql.contains('(') {
+                self.observe_calls(sql);
+            }
+            return;
+        }
         // A query made only of SET/RESET statements is taken statement by
         // statement (a naive split: a ';' inside a quoted value makes a part
         // that is not a SET, and then the whole query counts as mixed).
@@ -64,6 +92,16 @@ impl SessionState {
                 self.observe(part, false, in_block);
             }
             return;
+        }
+        if parts.len() > 1 {
+            // A mixed multi-statement query: look at each statement for
+            // state that cannot move (a SET among them makes the whole
+            // query unmovable, below).
+            for part in &parts {
+                if set_effect(part).is_none() {
+                    self.observe_other(part);
+                }
+            }
         }
         let text = sql.trim();
         let single = parts.len() <= 1;
@@ -120,10 +158,18 @@ impl SessionState {
             "prepare" if second != "transaction" => self.unreplayable = Some("prepared statements"),
             _ => {}
         }
-        if has("pg_advisory_unlock_all") {
-            self.clear("session advisory locks");
-        } else if (has("pg_advisory_lock") || has("pg_try_advisory_lock")) && !has("_xact_") {
-            self.unreplayable = Some("session advisory locks");
+        self.observe_calls(text);
+    }
+
+    /// Function calls that change session state.
+    fn observe_calls(&mut self, text: &str) {
+        let has = |needle: &str| contains_ci(text, needle);
+        if has("advisory") {
+            if has("pg_advisory_unlock_all") {
+                self.clear("session advisory locks");
+            } else if (has("pg_advisory_lock") || has("pg_try_advisory_lock")) && !has("_xact_") {
+                self.unreplayable = Some("session advisory locks");
+            }
         }
         if has("set_config") && !has("true)") {
             // set_config(name, value, false) changes the session in a way a
@@ -321,6 +367,8 @@ mod tests {
         s.observe("SELECT $1", true, false);
         assert_eq!(s.unreplayable, Some("prepared statements"));
         assert_eq!(after(&["CREATE TABLE t (a int)"]).unreplayable, None);
+        assert_eq!(after(&["SELECT 1; LISTEN ch"]).unreplayable, Some("LISTEN"));
+        assert_eq!(after(&["SELECT 1; SELECT 2"]).unreplayable, None);
         let mut s = after(&["LISTEN a", "DISCARD ALL"]);
         assert_eq!(s.unreplayable, None);
         s.reset_all = false;
