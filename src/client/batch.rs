@@ -126,16 +126,8 @@ impl Session {
                     RouteCommand::Show => {}
                 }
                 let reply = cmd.reply(self.route_setting.unwrap_or(self.routing.route));
-                if simple {
-                    route::answer_simple(&mut self.io.wbuf, reply, TxStatus::Idle);
-                } else {
-                    route::answer_extended(
-                        &mut self.io.wbuf,
-                        &self.io.rbuf[..len],
-                        reply,
-                        TxStatus::Idle,
-                    );
-                }
+                self.answer_head(len, simple, reply);
+                return Ok(Some(true));
             }
             Err(message) => {
                 build::error_response(
@@ -149,6 +141,22 @@ impl Session {
         }
         self.io.rbuf.advance(len);
         Ok(Some(true))
+    }
+
+    /// Answers the statement (simple) or batch (extended, `len` bytes up to
+    /// its Sync) at the head in Postgres' place, and consumes it.
+    fn answer_head(&mut self, len: usize, simple: bool, reply: route::Reply<'_>) {
+        if simple {
+            route::answer_simple(&mut self.io.wbuf, reply, TxStatus::Idle);
+        } else {
+            route::answer_extended(
+                &mut self.io.wbuf,
+                &self.io.rbuf[..len],
+                reply,
+                TxStatus::Idle,
+            );
+        }
+        self.io.rbuf.advance(len);
     }
 
     /// The client's transaction was lost with its server. Its ROLLBACK (or
@@ -169,18 +177,7 @@ impl Session {
                     None => return Ok(false),
                 }
             };
-            let reply = route::Reply::Command("ROLLBACK");
-            if simple {
-                route::answer_simple(&mut self.io.wbuf, reply, TxStatus::Idle);
-            } else {
-                route::answer_extended(
-                    &mut self.io.wbuf,
-                    &self.io.rbuf[..len],
-                    reply,
-                    TxStatus::Idle,
-                );
-            }
-            self.io.rbuf.advance(len);
+            self.answer_head(len, simple, route::Reply::Command("ROLLBACK"));
             self.tx_lost = TxLost::No;
             return Ok(true);
         }
