@@ -143,23 +143,71 @@ async fn listen_notify_works_in_transaction_mode() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn named_prepared_statements_work_in_transaction_mode_by_pinning() {
+async fn named_prepared_statements_are_shared_across_server_connections() {
     let c = shared_cluster();
-    let p = one_server(c);
-    let a = connect(&p.url("app", "secret", "app")).await;
-    // tokio-postgres prepares every query() as a named statement.
-    for i in 0..5 {
-        let row = a.query_one("SELECT $1::int + 1", &[&i]).await.unwrap();
-        assert_eq!(row.get::<_, i32>(0), i + 1);
-    }
-    let stmt = a.prepare("SELECT $1::text").await.unwrap();
-    assert_eq!(
-        a.query_one(&stmt, &[&"x"])
-            .await
-            .unwrap()
-            .get::<_, String>(0),
-        "x"
+    // Five clients over two server connections, each preparing named
+    // statements (tokio-postgres prepares every query()).
+    let p = Proxy::start(&config(c, "transaction", 2, ""));
+    let clients =
+        futures_util::future::join_all((0..5).map(|_| connect_url(p.url("app", "secret", "app"))))
+            .await;
+    let work = clients.iter().enumerate().map(|(k, cl)| async move {
+        let stmt = cl.prepare("SELECT $1::int * 10").await.unwrap();
+        for i in 0..30 {
+            let row = cl.query_one(&stmt, &[&(i + k as i32)]).await.unwrap();
+            assert_eq!(row.get::<_, i32>(0), (i + k as i32) * 10);
+            let row = cl
+                .query_one("SELECT $1::text || 'x'", &[&format!("c{k}")])
+                .await
+                .unwrap();
+            assert_eq!(row.get::<_, String>(0), format!("c{k}x"));
+        }
+    });
+    futures_util::future::join_all(work).await;
+    // Nothing pinned: the pool of two served all five.
+    assert!(
+        !p.log().contains("client pinned"),
+        "named statements must not pin"
     );
+    // Statements were shared: far fewer server-side prepares than uses.
+    let prepared: i64 = c
+        .psql(0, "SELECT count(*) FROM pg_stat_activity WHERE usename = 'app' AND backend_type = 'client backend'")
+        .parse()
+        .unwrap();
+    assert!(prepared >= 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statements_beyond_the_cap_are_evicted_and_prepared_again() {
+    let c = shared_cluster();
+    let p = Proxy::start(&config(c, "transaction", 1, "max_prepared_statements = 2"));
+    let a = connect(&p.url("app", "secret", "app")).await;
+    let stmts = futures_util::future::join_all((0..5).map(|i| {
+        let a = &a;
+        async move { a.prepare(&format!("SELECT $1::int + {i}")).await.unwrap() }
+    }))
+    .await;
+    for round in 0..3 {
+        for (i, s) in stmts.iter().enumerate() {
+            let row = a.query_one(s, &[&round]).await.unwrap();
+            assert_eq!(row.get::<_, i32>(0), round + i as i32);
+        }
+    }
+    // The server connection holds at most two of them.
+    let held = one(
+        &a,
+        "SELECT count(*) FROM pg_prepared_statements WHERE name LIKE 'pgf_%'",
+    )
+    .await;
+    assert!(
+        held.get::<_, i64>(0) <= 2,
+        "cap exceeded: {}",
+        held.get::<_, i64>(0)
+    );
+    // Closing a statement (dropping it) leaves others working.
+    drop(stmts);
+    let row = a.query_one("SELECT $1::int", &[&3]).await.unwrap();
+    assert_eq!(row.get::<_, i32>(0), 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -176,12 +224,9 @@ async fn pin_policy_error_refuses_state_that_would_pin() {
         assert_eq!(code(&err), "0A000", "{sql}: {err:?}");
         assert!(err.as_db_error().unwrap().message().contains("pin_policy"));
     }
-    // Named prepared statements would pin too.
-    let err = a
-        .query_one("SELECT $1::int", &[&1])
-        .await
-        .expect_err("named statement");
-    assert_eq!(code(&err), "0A000");
+    // Named prepared statements are shared, not pinned: they work.
+    let row = a.query_one("SELECT $1::int", &[&1]).await.unwrap();
+    assert_eq!(row.get::<_, i32>(0), 1);
     // Everything else works, and settings still follow the client.
     a.batch_execute("SET search_path = pg_catalog")
         .await

@@ -209,9 +209,10 @@ impl Session {
         let Some(text) = route::head_text(msg) else {
             return Ok(false);
         };
-        let named = msg[0] == tag::PARSE && msg.get(frame::HEADER_LEN).is_some_and(|&b| b != 0);
+        // Named statements are shared across server connections here: they
+        // do not pin.
         let mut probe = self.replay.clone();
-        probe.observe(text, named, false);
+        probe.observe(text, false, false);
         let Some(reason) = probe.unreplayable else {
             return Ok(false);
         };

@@ -10,6 +10,7 @@ mod handshake;
 mod io;
 mod listener;
 mod login;
+mod prepared;
 mod pump;
 mod replay;
 mod route;

@@ -18,6 +18,10 @@ use tokio::io::AsyncWrite;
 use tokio_util::io::poll_read_buf;
 
 use super::io::{ClientIo, READ_CHUNK};
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use super::prepared::{self, ClientStatements, Prepared};
 use super::replay::SessionState;
 use crate::config::PoolMode;
 use crate::protocol::build::{self, Severity};
@@ -137,6 +141,22 @@ pub struct Pump<'a> {
     server_gone: bool,
     /// Session mode: statements are noted for replay on a new connection.
     record: Option<&'a mut SessionState>,
+    /// Transaction/statement mode: the client's named statements, shared
+    /// across server connections (see `prepared`).
+    stmts: Option<&'a mut ClientStatements>,
+    /// Most statements a server connection keeps.
+    stmt_cap: usize,
+    /// Once a named statement is seen, client bytes go through `c_out`
+    /// (copied, possibly rewritten) instead of straight from the buffer.
+    staging: bool,
+    c_out: BytesMut,
+    /// ParseComplete / CloseComplete the server will send, in order:
+    /// (batch, tag, hidden). Hidden ones answer messages pgferry added.
+    expect: VecDeque<(u64, u8, bool)>,
+    /// Statements prepared on the server in a batch not answered yet.
+    added: Vec<(u64, String)>,
+    c_batches: u64,
+    s_batches: u64,
 }
 
 impl<'a> Pump<'a> {
@@ -178,7 +198,22 @@ impl<'a> Pump<'a> {
             retry: false,
             server_gone: false,
             record: None,
+            stmts: None,
+            stmt_cap: 0,
+            staging: false,
+            c_out: BytesMut::new(),
+            expect: VecDeque::new(),
+            added: Vec::new(),
+            c_batches: 0,
+            s_batches: 0,
         }
+    }
+
+    /// Shares the client's named statements across server connections.
+    pub fn sharing(mut self, stmts: &'a mut ClientStatements, cap: usize) -> Self {
+        self.stmts = Some(stmts);
+        self.stmt_cap = cap;
+        self
     }
 
     /// Notes session state of every statement forwarded (session mode).
@@ -230,6 +265,7 @@ impl<'a> Pump<'a> {
             // are answered by the session; they must not be sent again.
             self.io.rbuf.advance(self.c_scanned);
             self.c_scanned = 0;
+            self.c_out.clear();
             self.track.partial = self.c_remaining;
         }
         // Whatever the server sent and we did not scan after the release
@@ -271,6 +307,18 @@ impl<'a> Pump<'a> {
                 }
             }
 
+            // Staged (rewritten) bytes → server.
+            if !self.c_out.is_empty() {
+                match Pin::new(&mut self.server.stream).poll_write(cx, &self.c_out) {
+                    Poll::Ready(Ok(0)) => return Poll::Ready(Outcome::ServerGone(None)),
+                    Poll::Ready(Ok(n)) => {
+                        self.c_out.advance(n);
+                        progress = true;
+                    }
+                    Poll::Ready(Err(e)) => return Poll::Ready(Outcome::ServerGone(Some(e))),
+                    Poll::Pending => {}
+                }
+            }
             // Buffer → server.
             let from = if self.hold { self.c_sent } else { 0 };
             if self.c_scanned > from {
@@ -347,12 +395,17 @@ impl<'a> Pump<'a> {
 
     /// Walks client frames: counts sync points and spots Terminate.
     fn scan_client(&mut self) -> Result<(), ClientViolation> {
-        let buf = &mut self.io.rbuf;
-        while self.c_scanned < buf.len() {
+        while self.c_scanned < self.io.rbuf.len() {
             if self.c_remaining > 0 {
-                let n = self.c_remaining.min(buf.len() - self.c_scanned);
+                let n = self.c_remaining.min(self.io.rbuf.len() - self.c_scanned);
                 self.c_scanned += n;
                 self.c_remaining -= n;
+                if self.staging {
+                    self.c_out
+                        .extend_from_slice(&self.io.rbuf[..self.c_scanned]);
+                    self.io.rbuf.advance(self.c_scanned);
+                    self.c_scanned = 0;
+                }
                 continue;
             }
             if self.track.terminated {
@@ -362,16 +415,29 @@ impl<'a> Pump<'a> {
                 // The batch is complete; what follows waits for its own route.
                 break;
             }
-            let Some(h) = frame::header(&buf[self.c_scanned..], self.max_message)? else {
+            let Some(h) = frame::header(&self.io.rbuf[self.c_scanned..], self.max_message)? else {
                 break;
             };
+            let statement_frame = self.stmts.is_some()
+                && matches!(h.tag, tag::PARSE | tag::BIND | tag::DESCRIBE | tag::CLOSE);
+            if statement_frame && self.io.rbuf.len() - self.c_scanned < h.total_len() {
+                // Rewriting needs the whole (small) message.
+                break;
+            }
             if let Some(rec) = self.record.as_deref_mut() {
                 if matches!(h.tag, tag::QUERY | tag::PARSE) {
-                    if let Some(msg) = buf.get(self.c_scanned..self.c_scanned + h.total_len()) {
+                    if let Some(msg) = self
+                        .io
+                        .rbuf
+                        .get(self.c_scanned..self.c_scanned + h.total_len())
+                    {
                         let named = h.tag == tag::PARSE
                             && msg.get(frame::HEADER_LEN).is_some_and(|&b| b != 0);
                         if let Some(text) = super::route::head_text(msg) {
-                            rec.observe(text, named, self.track.tx != TxStatus::Idle);
+                            // Shared named statements need no pin outside
+                            // session mode.
+                            let pins = named && self.mode == PoolMode::Session;
+                            rec.observe(text, pins, self.track.tx != TxStatus::Idle);
                         }
                     }
                 }
@@ -379,14 +445,16 @@ impl<'a> Pump<'a> {
             match h.tag {
                 tag::TERMINATE => {
                     // Never forwarded: the server connection outlives the client.
-                    buf.truncate(self.c_scanned);
+                    self.io.rbuf.truncate(self.c_scanned);
                     self.track.terminated = true;
                     break;
                 }
                 tag::QUERY | tag::PARSE if self.track.tx != TxStatus::Idle => {
                     // Inside a transaction block: note whether this may end
                     // it (a partial message counts, conservatively).
-                    let text = buf
+                    let text = self
+                        .io
+                        .rbuf
                         .get(self.c_scanned..self.c_scanned + h.total_len())
                         .and_then(super::route::head_text);
                     if text.is_none_or(|t| classify::tx_effect(t) == TxEffect::End) {
@@ -409,10 +477,172 @@ impl<'a> Pump<'a> {
                 tag::FLUSH | tag::COPY_DATA | tag::COPY_DONE | tag::COPY_FAIL => {}
                 other => return Err(ClientViolation::BadTag(other)),
             }
+            if statement_frame && self.statement(h.tag, h.total_len()) {
+                continue;
+            }
+            if self.stmts.is_some() && matches!(h.tag, tag::SYNC | tag::QUERY | tag::FUNCTION_CALL)
+            {
+                self.c_batches += 1;
+            }
             self.c_scanned += frame::HEADER_LEN;
             self.c_remaining = h.body_len;
+            if self.staging {
+                let n = (self.c_remaining).min(self.io.rbuf.len() - self.c_scanned);
+                self.c_scanned += n;
+                self.c_remaining -= n;
+                self.c_out
+                    .extend_from_slice(&self.io.rbuf[..self.c_scanned]);
+                self.io.rbuf.advance(self.c_scanned);
+                self.c_scanned = 0;
+            }
         }
         Ok(())
+    }
+
+    /// A Parse, Bind, Describe or Close (whole, at `c_scanned`) when
+    /// statements are shared. Returns true when it was consumed here
+    /// (rewritten into `c_out`), false to forward it as it is.
+    fn statement(&mut self, t: u8, total: usize) -> bool {
+        let start = self.c_scanned;
+        let Some(msg) = self.io.rbuf.get(start..start + total) else {
+            return false;
+        };
+        let batch = self.c_batches;
+        // What the message is, and what to send instead.
+        enum Plan {
+            AsIs,
+            Parse(String, Arc<Prepared>),
+            Use(Arc<Prepared>, BytesMut),
+            CloseNamed(String),
+        }
+        let Some(stmts) = self.stmts.as_deref_mut() else {
+            return false;
+        };
+        let plan = match t {
+            tag::PARSE => match prepared::parse_name(msg) {
+                Some(name) if !name.is_empty() => match prepared::share(msg) {
+                    Some(p) => Plan::Parse(name.to_owned(), Arc::new(p)),
+                    None => Plan::AsIs,
+                },
+                _ => Plan::AsIs,
+            },
+            tag::BIND => match prepared::bind_statement(msg).and_then(|n| stmts.get(n)) {
+                Some(p) => match prepared::rewrite_bind(msg, &p.server_name) {
+                    Some(rewritten) => Plan::Use(p.clone(), rewritten),
+                    None => Plan::AsIs,
+                },
+                None => Plan::AsIs,
+            },
+            tag::DESCRIBE => match prepared::target(msg) {
+                Some((b'S', name)) if !name.is_empty() => match stmts.get(name) {
+                    Some(p) => Plan::Use(
+                        p.clone(),
+                        prepared::statement_message(tag::DESCRIBE, &p.server_name),
+                    ),
+                    None => Plan::AsIs,
+                },
+                _ => Plan::AsIs,
+            },
+            tag::CLOSE => match prepared::target(msg) {
+                Some((b'S', name)) if !name.is_empty() => Plan::CloseNamed(name.to_owned()),
+                _ => Plan::AsIs,
+            },
+            _ => Plan::AsIs,
+        };
+        if let Plan::AsIs = plan {
+            match t {
+                tag::PARSE => self.expect.push_back((batch, b'1', false)),
+                tag::CLOSE => self.expect.push_back((batch, b'3', false)),
+                _ => {}
+            }
+            return false;
+        }
+        if !self.staging {
+            // From here on client bytes are copied (and rewritten) in order.
+            let before = self.c_scanned;
+            self.c_out.extend_from_slice(&self.io.rbuf[..before]);
+            self.io.rbuf.advance(before);
+            self.c_scanned = 0;
+            self.staging = true;
+            self.hold = false;
+        }
+        let total_now = total;
+        match plan {
+            Plan::Parse(name, p) => {
+                if let Some(stmts) = self.stmts.as_deref_mut() {
+                    stmts.insert(&name, p.clone());
+                }
+                if self.server.statements.contains(&p.server_name) {
+                    // Prepared here already (by another client): close and
+                    // prepare again, so the client's ParseComplete is real.
+                    self.inject(
+                        prepared::statement_message(tag::CLOSE, &p.server_name),
+                        b'3',
+                        batch,
+                    );
+                    self.server.statements.remove(&p.server_name);
+                }
+                self.prepare_here(&p, batch, false);
+            }
+            Plan::Use(p, rewritten) => {
+                if !self.server.statements.contains(&p.server_name) {
+                    self.prepare_here(&p, batch, true);
+                }
+                self.c_out.extend_from_slice(&rewritten);
+            }
+            Plan::CloseNamed(name) => {
+                if let Some(stmts) = self.stmts.as_deref_mut() {
+                    stmts.remove(&name);
+                }
+                // The shared statement stays for others; the client still
+                // gets its CloseComplete from a harmless Close.
+                self.c_out.extend_from_slice(&prepared::statement_message(
+                    tag::CLOSE,
+                    prepared::CLOSED_PLACEHOLDER,
+                ));
+                self.expect.push_back((batch, b'3', false));
+            }
+            Plan::AsIs => {}
+        }
+        self.io.rbuf.advance(total_now);
+        true
+    }
+
+    /// Sends `p`'s Parse on this connection (evicting the oldest statement
+    /// beyond the cap); its ParseComplete is hidden when pgferry added it.
+    fn prepare_here(&mut self, p: &Prepared, batch: u64, hidden: bool) {
+        if let Some(evicted) = self.server.statements.add(&p.server_name, self.stmt_cap) {
+            self.inject(
+                prepared::statement_message(tag::CLOSE, &evicted),
+                b'3',
+                batch,
+            );
+        }
+        self.added.push((batch, p.server_name.clone()));
+        self.c_out.extend_from_slice(&p.parse);
+        self.expect.push_back((batch, b'1', hidden));
+    }
+
+    /// Whether a ParseComplete / CloseComplete answers a message pgferry
+    /// added (and so must not reach the client).
+    fn answer_is_hidden(&mut self, t: u8) -> bool {
+        // Entries of batches already answered were skipped by an error.
+        while self.expect.front().is_some_and(|e| e.0 < self.s_batches) {
+            self.expect.pop_front();
+        }
+        match self.expect.front() {
+            Some(&(_, answer, hidden)) if answer == t => {
+                self.expect.pop_front();
+                hidden
+            }
+            _ => false,
+        }
+    }
+
+    /// A message pgferry adds; its answer is hidden from the client.
+    fn inject(&mut self, msg: BytesMut, answer: u8, batch: u64) {
+        self.c_out.extend_from_slice(&msg);
+        self.expect.push_back((batch, answer, true));
     }
 
     /// Walks server frames: ReadyForQuery ends a batch, ParameterStatus
@@ -455,6 +685,15 @@ impl<'a> Pump<'a> {
                             self.retry = true;
                             return;
                         }
+                        if self.stmts.is_some() {
+                            // Statements this batch prepared may not exist.
+                            let batch = self.s_batches;
+                            for (b, name) in &self.added {
+                                if *b == batch {
+                                    self.server.statements.remove(name);
+                                }
+                            }
+                        }
                         if matches!(e.severity, "FATAL" | "PANIC") {
                             // The server is ending this connection. The
                             // client must not see a FATAL (it would think its
@@ -466,6 +705,18 @@ impl<'a> Pump<'a> {
                             self.server_gone = true;
                             return;
                         }
+                    }
+                    self.s_scanned += h.total_len();
+                }
+                b'1' | b'3' if self.stmts.is_some() => {
+                    if !whole {
+                        break;
+                    }
+                    if self.answer_is_hidden(h.tag) {
+                        // The answer to a message pgferry added: cut it out.
+                        let tail = self.sbuf.split_off(at);
+                        self.sbuf.extend_from_slice(&tail[h.total_len()..]);
+                        continue;
                     }
                     self.s_scanned += h.total_len();
                 }
@@ -504,11 +755,20 @@ impl<'a> Pump<'a> {
         };
         self.track.pending = self.track.pending.saturating_sub(1);
         self.track.tx = status;
+        if self.stmts.is_some() {
+            self.s_batches += 1;
+            let done = self.s_batches;
+            self.expect.retain(|e| e.0 >= done);
+            self.added.retain(|a| a.0 >= done);
+        }
         if self.track.pending == 0 && !self.track.unsynced {
             self.track.end_in_flight = false;
         }
         self.server.tx_status = status;
-        let batch_done = self.track.pending == 0 && !self.track.unsynced && self.c_remaining == 0;
+        let batch_done = self.track.pending == 0
+            && !self.track.unsynced
+            && self.c_remaining == 0
+            && self.c_out.is_empty();
         match self.mode {
             PoolMode::Session => {}
             PoolMode::Transaction => self.release = batch_done && status == TxStatus::Idle,

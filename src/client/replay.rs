@@ -43,6 +43,9 @@ pub struct SessionState {
     /// A RESET ALL or DISCARD ALL ran: the server connection it ran on is
     /// back to its defaults (startup parameters applied by pgferry too).
     pub reset_all: bool,
+    /// A DEALLOCATE ALL ran: the server connection has no prepared
+    /// statements any more.
+    pub deallocated: bool,
 }
 
 /// What a SET or RESET statement does.
@@ -143,7 +146,10 @@ impl SessionState {
             "discard" if (second == "temp" || second == "temporary") => {
                 self.clear("temporary tables")
             }
-            "deallocate" if has("all") => self.clear("prepared statements"),
+            "deallocate" if has("all") => {
+                self.clear("prepared statements");
+                self.deallocated = true;
+            }
             "listen" => self.unreplayable = Some("LISTEN"),
             "unlisten" if text.contains('*') => self.clear("LISTEN"),
             "create"

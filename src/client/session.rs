@@ -15,6 +15,7 @@ use super::pump::{Outcome, Pump, Tracker};
 use super::ClientError;
 use std::collections::HashMap;
 
+use super::prepared::ClientStatements;
 use super::replay::SessionState;
 use super::route::ReadYourWrites;
 use crate::config::{PoolMode, Route, RoutingConfig};
@@ -108,6 +109,8 @@ pub struct Session {
     pub(super) replay: SessionState,
     /// The parameters the client started with (RESET ALL returns to them).
     pub(super) startup_params: ParamSet,
+    /// Transaction/statement mode: the client's named prepared statements.
+    pub(super) stmts: ClientStatements,
     /// Session mode: the server connection was lost; the next request
     /// reattaches the client to a new one.
     pub(super) session_lost: bool,
@@ -155,6 +158,7 @@ impl Session {
             verdicts: HashMap::new(),
             replay: SessionState::default(),
             startup_params: ParamSet::new(),
+            stmts: ClientStatements::default(),
             session_lost: false,
         };
         s.startup_params = s.desired.clone();
@@ -390,6 +394,14 @@ impl Session {
         );
         let generation = self.replay.generation;
         let pump = pump.recording(&mut self.replay);
+        let pump = if self.mode == PoolMode::Session {
+            pump
+        } else {
+            pump.sharing(
+                &mut self.stmts,
+                self.state.config.proxy.max_prepared_statements,
+            )
+        };
         let mut pump = if single {
             pump.single_batch(hold)
         } else {
@@ -399,6 +411,14 @@ impl Session {
         if self.replay.generation != generation {
             // The client's SET statements ran on this connection.
             conn.params.applied_sets = self.replay.sets.clone();
+        }
+        let dropped_statements =
+            std::mem::take(&mut self.replay.deallocated) || self.replay.reset_all;
+        if dropped_statements {
+            // DISCARD ALL / DEALLOCATE ALL ran on this connection: its
+            // statements are gone, and so are the client's.
+            conn.statements.clear();
+            self.stmts.clear();
         }
         if std::mem::take(&mut self.replay.reset_all) {
             // RESET ALL / DISCARD ALL also undid what pgferry applied. On
@@ -543,6 +563,7 @@ impl Session {
                     // DISCARD ALL / RESET ALL return every setting to its default.
                     conn.params.applied = ParamSet::new();
                     conn.params.applied_sets = ParamSet::new();
+                    conn.statements.clear();
                 }
                 _ => conn.broken = true,
             }

@@ -176,6 +176,9 @@ pub struct ProxyConfig {
     /// `pause_timeout`, default "30s": how long PAUSE waits for running transactions to
     /// finish before it cancels them.
     pub pause_timeout: Duration,
+    /// `max_prepared_statements`, default 200: named statements each server connection
+    /// keeps in transaction and statement modes (the oldest is closed beyond it).
+    pub max_prepared_statements: usize,
     /// `pin_policy`, default "pin": what transaction and statement modes do with a client
     /// that creates state which cannot move between server connections.
     pub pin_policy: PinPolicy,
@@ -291,6 +294,7 @@ impl Default for ProxyConfig {
             admin_users: Vec::new(),
             pause_timeout: Duration::from_secs(30),
             pin_policy: PinPolicy::Pin,
+            max_prepared_statements: 200,
             routing: RoutingConfig::default(),
         }
     }

@@ -106,6 +106,7 @@ fn proxy(mut w: Walker<'_>) -> ProxyConfig {
         admin_users:            w.list("admin_users", |s| Ok(s.to_owned())).map(names).unwrap_or_default(),
         pause_timeout:          w.duration("pause_timeout").unwrap_or(d.pause_timeout),
         pin_policy:             w.keyword("pin_policy").unwrap_or(d.pin_policy),
+        max_prepared_statements: w.count("max_prepared_statements", 1).unwrap_or(d.max_prepared_statements),
         routing:                routing(&mut w, &d.routing),
     };
     w.finish();

@@ -75,6 +75,7 @@ fn full_example_parses_to_expected_values() {
         admin_users = ["monitor"]
         pause_timeout = "7s"
         pin_policy = "error"
+        max_prepared_statements = 50
 
         [log]
         level = "debug"
@@ -142,6 +143,7 @@ fn full_example_parses_to_expected_values() {
             admin_users: vec!["monitor".to_owned()],
             pause_timeout: Duration::from_secs(7),
             pin_policy: PinPolicy::Error,
+            max_prepared_statements: 50,
             routing: proxy_routing.clone(),
         },
         log: LogConfig {

@@ -38,6 +38,8 @@ pub struct ServerConn {
     /// The pool generation this connection belongs to; RECONNECT starts a
     /// new one and older connections are closed as they come back.
     pub epoch: u64,
+    /// Named statements prepared on this connection by pgferry.
+    pub statements: super::ServerStatements,
 }
 
 impl std::fmt::Debug for ServerConn {

@@ -122,6 +122,7 @@ async fn connect_inner(spec: &ConnectSpec) -> Result<ServerConn, ServerError> {
         last_used: now,
         stats: ServerStats::default(),
         epoch: 0,
+        statements: Default::default(),
     })
 }
 

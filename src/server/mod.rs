@@ -7,9 +7,11 @@ mod connect;
 mod error;
 mod internal;
 pub mod params;
+mod statements;
 
 pub use conn::{ServerConn, ServerStats};
 pub use connect::{connect, send_cancel, ConnectSpec};
 pub use error::ServerError;
 pub use internal::simple_query;
 pub use params::ParamSet;
+pub use statements::ServerStatements;

@@ -1,0 +1,184 @@
+//! Named prepared statements shared across server connections.
+//!
+//! A client's statement names map to server-side names derived from the
+//! statement text and parameter types, so clients preparing the same
+//! statement share it on every server connection. A server connection that
+//! lacks a statement gets it prepared just before use (its ParseComplete is
+//! hidden from the client); each connection keeps at most
+//! `max_prepared_statements`, closing the least recently prepared.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use crate::protocol::frame;
+
+/// A client's view: its statement name → the shared statement.
+#[derive(Debug, Default)]
+pub struct ClientStatements {
+    map: HashMap<String, Arc<Prepared>>,
+}
+
+#[derive(Debug)]
+pub struct Prepared {
+    pub server_name: String,
+    /// A complete Parse message under `server_name`.
+    pub parse: Bytes,
+}
+
+impl ClientStatements {
+    pub fn get(&self, name: &str) -> Option<&Arc<Prepared>> {
+        self.map.get(name)
+    }
+
+    pub fn insert(&mut self, name: &str, p: Arc<Prepared>) {
+        self.map.insert(name.to_owned(), p);
+    }
+
+    pub fn remove(&mut self, name: &str) {
+        self.map.remove(name);
+    }
+
+    pub fn clear(&mut self) {
+        self.map.clear();
+    }
+}
+
+/// FNV-1a: stable, fast, good enough to key statements (a collision needs
+/// the same 64-bit hash for different text *and* types).
+fn fnv1a(parts: &[&[u8]]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for p in parts {
+        for &b in *p {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        h ^= 0xff;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+fn cstr(b: &[u8]) -> Option<(&[u8], &[u8])> {
+    let nul = b.iter().position(|&c| c == 0)?;
+    Some((&b[..nul], &b[nul + 1..]))
+}
+
+fn framed(tag: u8, body: impl FnOnce(&mut BytesMut)) -> BytesMut {
+    let mut out = BytesMut::new();
+    out.put_u8(tag);
+    out.put_u32(0);
+    body(&mut out);
+    let len = (out.len() - 1) as u32;
+    out[1..5].copy_from_slice(&len.to_be_bytes());
+    out
+}
+
+/// A Parse frame's statement name, or None if malformed.
+pub fn parse_name(frame_bytes: &[u8]) -> Option<&str> {
+    let body = frame_bytes.get(frame::HEADER_LEN..)?;
+    std::str::from_utf8(cstr(body)?.0).ok()
+}
+
+/// The shared form of a client's Parse: its server name and the Parse
+/// message that prepares it under that name.
+pub fn share(frame_bytes: &[u8]) -> Option<Prepared> {
+    let body = frame_bytes.get(frame::HEADER_LEN..)?;
+    let (_, rest) = cstr(body)?;
+    let (query, types) = cstr(rest)?;
+    let server_name = format!("pgf_{:016x}", fnv1a(&[query, types]));
+    let parse = framed(b'P', |o| {
+        o.put_slice(server_name.as_bytes());
+        o.put_u8(0);
+        o.put_slice(rest);
+    });
+    Some(Prepared {
+        server_name,
+        parse: parse.freeze(),
+    })
+}
+
+/// Bind: the statement name it uses.
+pub fn bind_statement(frame_bytes: &[u8]) -> Option<&str> {
+    let body = frame_bytes.get(frame::HEADER_LEN..)?;
+    let (_, rest) = cstr(body)?;
+    std::str::from_utf8(cstr(rest)?.0).ok()
+}
+
+/// Bind with its statement name replaced.
+pub fn rewrite_bind(frame_bytes: &[u8], statement: &str) -> Option<BytesMut> {
+    let body = frame_bytes.get(frame::HEADER_LEN..)?;
+    let (portal, rest) = cstr(body)?;
+    let (_, params) = cstr(rest)?;
+    Some(framed(b'B', |o| {
+        o.put_slice(portal);
+        o.put_u8(0);
+        o.put_slice(statement.as_bytes());
+        o.put_u8(0);
+        o.put_slice(params);
+    }))
+}
+
+/// Describe / Close: ('S' or 'P', name).
+pub fn target(frame_bytes: &[u8]) -> Option<(u8, &str)> {
+    let body = frame_bytes.get(frame::HEADER_LEN..)?;
+    let (&kind, rest) = body.split_first()?;
+    Some((kind, std::str::from_utf8(cstr(rest)?.0).ok()?))
+}
+
+/// A Describe or Close of statement `name`.
+pub fn statement_message(tag: u8, name: &str) -> BytesMut {
+    framed(tag, |o| {
+        o.put_u8(b'S');
+        o.put_slice(name.as_bytes());
+        o.put_u8(0);
+    })
+}
+
+/// A statement name no client can have: closing it is a harmless no-op on
+/// the server that still yields the CloseComplete the client expects.
+pub const CLOSED_PLACEHOLDER: &str = "pgferry_closed";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_frame(name: &str, query: &str) -> Vec<u8> {
+        framed(b'P', |o| {
+            o.put_slice(name.as_bytes());
+            o.put_u8(0);
+            o.put_slice(query.as_bytes());
+            o.put_u8(0);
+            o.put_i16(1);
+            o.put_u32(23);
+        })
+        .to_vec()
+    }
+
+    #[test]
+    fn same_text_and_types_share_a_name() {
+        let a = share(&parse_frame("s1", "SELECT $1")).unwrap();
+        let b = share(&parse_frame("other", "SELECT $1")).unwrap();
+        let c = share(&parse_frame("s1", "SELECT $1 + 1")).unwrap();
+        assert_eq!(a.server_name, b.server_name);
+        assert_ne!(a.server_name, c.server_name);
+        assert_eq!(parse_name(&a.parse), Some(a.server_name.as_str()));
+        assert_eq!(parse_name(&parse_frame("s1", "x")), Some("s1"));
+    }
+
+    #[test]
+    fn bind_and_targets_rewrite() {
+        let bind = framed(b'B', |o| {
+            o.put_slice(b"portal\0stmt\0");
+            o.put_slice(&[0, 0, 0, 0, 0, 0]);
+        });
+        assert_eq!(bind_statement(&bind), Some("stmt"));
+        let r = rewrite_bind(&bind, "pgf_1").unwrap();
+        assert_eq!(bind_statement(&r), Some("pgf_1"));
+        assert_eq!(&r[r.len() - 6..], &[0, 0, 0, 0, 0, 0]);
+        let d = statement_message(b'D', "x");
+        assert_eq!(target(&d), Some((b'S', "x")));
+        assert_eq!(bind_statement(b"B\0\0\0\x05"), None);
+    }
+}

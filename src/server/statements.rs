@@ -1,0 +1,49 @@
+//! Named statements present on one server connection (see
+//! client::prepared for how they are shared).
+
+use std::collections::VecDeque;
+
+/// Statements present on one server connection, oldest first.
+#[derive(Debug, Default, Clone)]
+pub struct ServerStatements {
+    order: VecDeque<String>,
+}
+
+impl ServerStatements {
+    pub fn contains(&self, name: &str) -> bool {
+        self.order.iter().any(|n| n == name)
+    }
+
+    /// Adds `name`; returns the statement to close if over `cap`.
+    pub fn add(&mut self, name: &str, cap: usize) -> Option<String> {
+        if !self.contains(name) {
+            self.order.push_back(name.to_owned());
+        }
+        if self.order.len() > cap.max(1) {
+            return self.order.pop_front();
+        }
+        None
+    }
+
+    pub fn remove(&mut self, name: &str) {
+        self.order.retain(|n| n != name);
+    }
+
+    pub fn clear(&mut self) {
+        self.order.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lru_evicts_the_oldest() {
+        let mut s = ServerStatements::default();
+        assert_eq!(s.add("a", 2), None);
+        assert_eq!(s.add("b", 2), None);
+        assert_eq!(s.add("c", 2), Some("a".to_owned()));
+        assert!(!s.contains("a") && s.contains("b") && s.contains("c"));
+    }
+}
