@@ -282,3 +282,86 @@ async fn reset_all_and_discard_all_affect_only_their_client() {
         "another client's settings are untouched"
     );
 }
+
+fn parse_msg(name: &str, sql: &str) -> Vec<u8> {
+    let mut b = Vec::new();
+    b.extend_from_slice(name.as_bytes());
+    b.push(0);
+    b.extend_from_slice(sql.as_bytes());
+    b.push(0);
+    b.extend_from_slice(&0u16.to_be_bytes());
+    message(b'P', &b)
+}
+
+fn bind_exec_sync(stmt: &str, params: &[&str]) -> Vec<u8> {
+    let mut b = vec![0];
+    b.extend_from_slice(stmt.as_bytes());
+    b.push(0);
+    b.extend_from_slice(&0u16.to_be_bytes());
+    b.extend_from_slice(&(params.len() as u16).to_be_bytes());
+    for p in params {
+        b.extend_from_slice(&(p.len() as u32).to_be_bytes());
+        b.extend_from_slice(p.as_bytes());
+    }
+    b.extend_from_slice(&0u16.to_be_bytes());
+    let mut out = message(b'B', &b);
+    out.extend_from_slice(&message(b'E', b"\0\0\0\0\0"));
+    out.extend_from_slice(&message(b'S', b""));
+    out
+}
+
+/// Reads to ReadyForQuery: (SQLSTATE of an error if any, data rows).
+async fn until_ready(r: &mut Raw) -> (Option<String>, Vec<Vec<u8>>) {
+    let mut err = None;
+    let mut rows = Vec::new();
+    while let Some((tag, body)) = r.recv(Duration::from_secs(10)).await {
+        match tag {
+            b'E' => err = Some(field(&body, b'C')),
+            b'D' => rows.push(body),
+            b'Z' => return (err, rows),
+            _ => {}
+        }
+    }
+    panic!("no ReadyForQuery");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_batch_or_a_stale_plan_does_not_break_a_shared_statement() {
+    let c = shared_cluster();
+    app_sql(c, 0, "DROP TABLE IF EXISTS stale_plan; CREATE TABLE stale_plan (a int); INSERT INTO stale_plan VALUES (1); GRANT ALL ON stale_plan TO app");
+    let p = Proxy::start(&config(c, "transaction", 1, "auth_method = \"trust\""));
+    let mut r = raw_login_trust(p.port).await;
+
+    // Parse + Bind + Execute in one batch, where Execute fails: the statement
+    // exists on the server even though its batch failed.
+    let mut batch = parse_msg("s1", "SELECT 10 / $1::int");
+    batch.extend_from_slice(&bind_exec_sync("s1", &["0"]));
+    r.send(&batch).await;
+    assert_eq!(until_ready(&mut r).await.0.as_deref(), Some("22012"));
+    r.send(&bind_exec_sync("s1", &["5"])).await;
+    let (err, rows) = until_ready(&mut r).await;
+    assert_eq!(
+        err, None,
+        "reusing the statement after a failed batch must work"
+    );
+    assert_eq!(rows.len(), 1);
+
+    // A schema change makes the cached plan stale: one error, then the
+    // statement is prepared again and works.
+    r.send(&parse_msg("s2", "SELECT * FROM stale_plan")).await;
+    r.send(&message(b'S', b"")).await;
+    assert_eq!(until_ready(&mut r).await.0, None);
+    r.send(&bind_exec_sync("s2", &[])).await;
+    assert_eq!(until_ready(&mut r).await.0, None);
+    app_sql(c, 0, "ALTER TABLE stale_plan ADD COLUMN b int");
+    r.send(&bind_exec_sync("s2", &[])).await;
+    assert_eq!(
+        until_ready(&mut r).await.0.as_deref(),
+        Some("0A000"),
+        "Postgres reports the stale plan once"
+    );
+    r.send(&bind_exec_sync("s2", &[])).await;
+    let (err, rows) = until_ready(&mut r).await;
+    assert_eq!(err, None, "the next use succeeds on a fresh prepare");
+    assert_eq!(rows.len(), 1);
+}

@@ -155,6 +155,8 @@ pub struct Pump<'a> {
     expect: VecDeque<(u64, u8, bool)>,
     /// Statements prepared on the server in a batch not answered yet.
     added: Vec<(u64, String)>,
+    /// Statements bound or described in a batch not answered yet.
+    used: Vec<(u64, String)>,
     c_batches: u64,
     s_batches: u64,
 }
@@ -204,6 +206,7 @@ impl<'a> Pump<'a> {
             c_out: BytesMut::new(),
             expect: VecDeque::new(),
             added: Vec::new(),
+            used: Vec::new(),
             c_batches: 0,
             s_batches: 0,
         }
@@ -588,6 +591,7 @@ impl<'a> Pump<'a> {
                 if !self.server.statements.contains(&p.server_name) {
                     self.prepare_here(&p, batch, true);
                 }
+                self.used.push((batch, p.server_name.clone()));
                 self.c_out.extend_from_slice(&rewritten);
             }
             Plan::CloseNamed(name) => {
@@ -611,6 +615,14 @@ impl<'a> Pump<'a> {
     /// Sends `p`'s Parse on this connection (evicting the oldest statement
     /// beyond the cap); its ParseComplete is hidden when pgferry added it.
     fn prepare_here(&mut self, p: &Prepared, batch: u64, hidden: bool) {
+        if self.server.statements.take_unknown(&p.server_name) {
+            // It may still exist: closing an absent statement is harmless.
+            self.inject(
+                prepared::statement_message(tag::CLOSE, &p.server_name),
+                b'3',
+                batch,
+            );
+        }
         if let Some(evicted) = self.server.statements.add(&p.server_name, self.stmt_cap) {
             self.inject(
                 prepared::statement_message(tag::CLOSE, &evicted),
@@ -686,12 +698,28 @@ impl<'a> Pump<'a> {
                             return;
                         }
                         if self.stmts.is_some() {
-                            // Statements this batch prepared may not exist.
+                            // Statements this batch prepared may or may not
+                            // exist now; after "cached plan must not change
+                            // result type" the ones it used must be prepared
+                            // again. Either way the next use re-prepares.
                             let batch = self.s_batches;
-                            for (b, name) in &self.added {
-                                if *b == batch {
-                                    self.server.statements.remove(name);
-                                }
+                            let stale_plan = e.code == "0A000" && e.message.contains("cached plan");
+                            let mut unknown: Vec<String> = self
+                                .added
+                                .iter()
+                                .filter(|(b, _)| *b == batch)
+                                .map(|(_, n)| n.clone())
+                                .collect();
+                            if stale_plan {
+                                unknown.extend(
+                                    self.used
+                                        .iter()
+                                        .filter(|(b, _)| *b == batch)
+                                        .map(|(_, n)| n.clone()),
+                                );
+                            }
+                            for name in unknown {
+                                self.server.statements.mark_unknown(&name);
                             }
                         }
                         if matches!(e.severity, "FATAL" | "PANIC") {
@@ -760,6 +788,7 @@ impl<'a> Pump<'a> {
             let done = self.s_batches;
             self.expect.retain(|e| e.0 >= done);
             self.added.retain(|a| a.0 >= done);
+            self.used.retain(|a| a.0 >= done);
         }
         if self.track.pending == 0 && !self.track.unsynced {
             self.track.end_in_flight = false;

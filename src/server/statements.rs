@@ -7,6 +7,7 @@ use std::collections::VecDeque;
 #[derive(Debug, Default, Clone)]
 pub struct ServerStatements {
     order: VecDeque<String>,
+    unknown: Vec<String>,
 }
 
 impl ServerStatements {
@@ -29,8 +30,25 @@ impl ServerStatements {
         self.order.retain(|n| n != name);
     }
 
+    /// A statement that may or may not exist (its batch failed, or its plan
+    /// went stale): the next use closes it first, then prepares it again.
+    pub fn mark_unknown(&mut self, name: &str) {
+        self.remove(name);
+        if !self.unknown.iter().any(|n| n == name) {
+            self.unknown.push(name.to_owned());
+        }
+    }
+
+    /// Whether `name` must be closed before it is prepared again; forgets it.
+    pub fn take_unknown(&mut self, name: &str) -> bool {
+        let before = self.unknown.len();
+        self.unknown.retain(|n| n != name);
+        before != self.unknown.len()
+    }
+
     pub fn clear(&mut self) {
         self.order.clear();
+        self.unknown.clear();
     }
 }
 
