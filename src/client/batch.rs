@@ -110,13 +110,8 @@ impl Session {
             return Ok(None);
         };
         let simple = self.io.rbuf[0] == tag::QUERY;
-        let len = if simple {
-            head
-        } else {
-            match self.batch_end()? {
-                Some(end) => end,
-                None => return Ok(Some(false)),
-            }
+        let Some(len) = self.statement_len(head)? else {
+            return Ok(Some(false));
         };
         match cmd {
             Ok(cmd) => {
@@ -169,13 +164,8 @@ impl Session {
             .is_some_and(|t| classify::tx_effect(t) == TxEffect::End);
         if ends {
             let simple = self.io.rbuf[0] == tag::QUERY;
-            let len = if simple {
-                head
-            } else {
-                match self.batch_end()? {
-                    Some(end) => end,
-                    None => return Ok(false),
-                }
+            let Some(len) = self.statement_len(head)? else {
+                return Ok(false);
             };
             self.answer_head(len, simple, route::Reply::Command("ROLLBACK"));
             self.tx_lost = TxLost::No;
@@ -222,6 +212,17 @@ impl Session {
         );
         self.fail_batch(sqlstate::FEATURE_NOT_SUPPORTED, &message)?;
         Ok(true)
+    }
+
+    /// Bytes of the statement at the head that pgferry answers itself: the
+    /// Query (`head` bytes), or an extended batch through its Sync (None
+    /// while the Sync has not arrived).
+    fn statement_len(&self, head: usize) -> Result<Option<usize>, ClientError> {
+        if self.io.rbuf[0] == tag::QUERY {
+            Ok(Some(head))
+        } else {
+            self.batch_end()
+        }
     }
 
     /// End of the extended-protocol batch at the head (through its Sync).

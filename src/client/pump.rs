@@ -569,7 +569,6 @@ impl<'a> Pump<'a> {
             self.staging = true;
             self.hold = false;
         }
-        let total_now = total;
         match plan {
             Plan::Parse(name, p) => {
                 if let Some(stmts) = self.stmts.as_deref_mut() {
@@ -608,7 +607,7 @@ impl<'a> Pump<'a> {
             }
             Plan::AsIs => {}
         }
-        self.io.rbuf.advance(total_now);
+        self.io.rbuf.advance(total);
         true
     }
 
