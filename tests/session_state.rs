@@ -224,6 +224,33 @@ async fn pin_policy_error_refuses_state_that_would_pin() {
         assert_eq!(code(&err), "0A000", "{sql}: {err:?}");
         assert!(err.as_db_error().unwrap().message().contains("pin_policy"));
     }
+    // Inside a transaction block too: the statement fails as any error
+    // would, the transaction is aborted, and nothing pins afterwards.
+    a.batch_execute("BEGIN").await.unwrap();
+    a.batch_execute("SELECT 1").await.unwrap();
+    let err = a
+        .batch_execute("SELECT pg_advisory_lock(43)")
+        .await
+        .expect_err("in a transaction");
+    assert_eq!(code(&err), "0A000", "{err:?}");
+    assert!(err.as_db_error().unwrap().message().contains("pin_policy"));
+    let err = a.batch_execute("SELECT 2").await.expect_err("aborted");
+    assert_eq!(code(&err), "25P02");
+    a.batch_execute("COMMIT").await.unwrap();
+    // Extended protocol: the prepared statement is refused at Execute.
+    a.batch_execute("BEGIN").await.unwrap();
+    let err = a
+        .query("SELECT pg_try_advisory_lock($1)", &[&44i64])
+        .await
+        .expect_err("extended protocol in a block");
+    assert_eq!(code(&err), "0A000", "{err:?}");
+    a.batch_execute("ROLLBACK").await.unwrap();
+    let held = app_sql(
+        c,
+        0,
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'",
+    );
+    assert_eq!(held, "0", "the refused lock was never taken");
     // Named prepared statements are shared, not pinned: they work.
     let row = a.query_one("SELECT $1::int", &[&1]).await.unwrap();
     assert_eq!(row.get::<_, i32>(0), 1);
@@ -364,4 +391,87 @@ async fn a_failed_batch_or_a_stale_plan_does_not_break_a_shared_statement() {
     let (err, rows) = until_ready(&mut r).await;
     assert_eq!(err, None, "the next use succeeds on a fresh prepare");
     assert_eq!(rows.len(), 1);
+}
+
+/// Simple-protocol Query message.
+fn query_msg(sql: &str) -> Vec<u8> {
+    let mut b = sql.as_bytes().to_vec();
+    b.push(0);
+    message(b'Q', &b)
+}
+
+/// Reads to ReadyForQuery: (error SQLSTATE, CommandComplete tags, status).
+async fn tags_until_ready(r: &mut Raw) -> (Option<String>, Vec<String>, u8) {
+    let mut err = None;
+    let mut tags = Vec::new();
+    while let Some((tag, body)) = r.recv(Duration::from_secs(10)).await {
+        match tag {
+            b'E' => err = Some(field(&body, b'C')),
+            b'C' => tags.push(String::from_utf8_lossy(&body[..body.len() - 1]).into_owned()),
+            b'Z' => return (err, tags, body[0]),
+            _ => {}
+        }
+    }
+    panic!("no ReadyForQuery");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deallocate_and_duplicate_parse_act_on_the_clients_own_statements() {
+    let c = shared_cluster();
+    let p = Proxy::start(&config(c, "transaction", 1, "auth_method = \"trust\""));
+    let mut a = raw_login_trust(p.port).await;
+    let mut b = raw_login_trust(p.port).await;
+    // Both clients prepare the same text: one shared server statement.
+    for r in [&mut a, &mut b] {
+        let mut m = parse_msg("Stmt", "SELECT 7");
+        m.extend_from_slice(&message(b'S', b""));
+        r.send(&m).await;
+        assert_eq!(until_ready(r).await.0, None);
+    }
+
+    // A second Parse of a name in use fails as on Postgres, and the
+    // statement keeps working.
+    let mut m = parse_msg("Stmt", "SELECT 8");
+    m.extend_from_slice(&message(b'S', b""));
+    a.send(&m).await;
+    assert_eq!(until_ready(&mut a).await.0.as_deref(), Some("42P05"));
+    a.send(&bind_exec_sync("Stmt", &[])).await;
+    let (err, rows) = until_ready(&mut a).await;
+    assert_eq!((err, rows.len()), (None, 1), "the first statement survives");
+
+    // DEALLOCATE inside a transaction (quoted: names are case-sensitive)
+    // removes only a's statement.
+    a.send(&query_msg("BEGIN")).await;
+    assert_eq!(tags_until_ready(&mut a).await.2, b'T');
+    a.send(&query_msg("DEALLOCATE \"Stmt\"")).await;
+    let (err, tags, status) = tags_until_ready(&mut a).await;
+    assert_eq!(
+        (err, tags, status),
+        (None, vec!["DEALLOCATE".to_owned()], b'T')
+    );
+    a.send(&query_msg("COMMIT")).await;
+    assert_eq!(tags_until_ready(&mut a).await.0, None);
+    a.send(&bind_exec_sync("Stmt", &[])).await;
+    assert_eq!(
+        until_ready(&mut a).await.0.as_deref(),
+        Some("26000"),
+        "a's statement is gone"
+    );
+    b.send(&bind_exec_sync("Stmt", &[])).await;
+    let (err, rows) = until_ready(&mut b).await;
+    assert_eq!((err, rows.len()), (None, 1), "b's statement is not");
+
+    // At the start of a batch too, and DEALLOCATE of an unknown name is the
+    // server's error.
+    b.send(&query_msg("DEALLOCATE PREPARE \"Stmt\"")).await;
+    let (err, tags, _) = tags_until_ready(&mut b).await;
+    assert_eq!((err, tags), (None, vec!["DEALLOCATE".to_owned()]));
+    b.send(&query_msg("DEALLOCATE \"Stmt\"")).await;
+    assert_eq!(tags_until_ready(&mut b).await.0.as_deref(), Some("26000"));
+    // The name can be prepared again.
+    let mut m = parse_msg("Stmt", "SELECT 9");
+    m.extend_from_slice(&bind_exec_sync("Stmt", &[]));
+    b.send(&m).await;
+    let (err, rows) = until_ready(&mut b).await;
+    assert_eq!((err, rows.len()), (None, 1));
 }

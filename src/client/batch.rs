@@ -206,10 +206,7 @@ impl Session {
         let Some(reason) = probe.unreplayable else {
             return Ok(false);
         };
-        let message = format!(
-            "pgferry: {reason} would pin this client to one server connection, which pin_policy = \"error\" forbids in {} pooling mode",
-            self.mode
-        );
+        let message = super::refuse::message(reason, self.mode);
         self.fail_batch(sqlstate::FEATURE_NOT_SUPPORTED, &message)?;
         Ok(true)
     }

@@ -12,6 +12,7 @@ mod listener;
 mod login;
 mod prepared;
 mod pump;
+mod refuse;
 mod replay;
 mod route;
 mod session;

@@ -140,6 +140,88 @@ pub fn statement_message(tag: u8, name: &str) -> BytesMut {
 /// the server that still yields the CloseComplete the client expects.
 pub const CLOSED_PLACEHOLDER: &str = "pgferry_closed";
 
+/// The statement name of a SQL `DEALLOCATE [PREPARE] name` (not `ALL`), as
+/// Postgres resolves it: unquoted names fold to lower case, quoted ones keep
+/// their case. None for anything else.
+pub fn deallocate_name(sql: &str) -> Option<String> {
+    let s = sql.trim_start();
+    let rest = strip_keyword(s, "deallocate")?;
+    let rest = strip_keyword(rest, "prepare").unwrap_or(rest);
+    let rest = rest.trim_end().trim_end_matches(';').trim_end();
+    let name = if let Some(quoted) = rest.strip_prefix('"') {
+        let inner = quoted.strip_suffix('"')?;
+        if inner.is_empty() || inner.replace("\"\"", "").contains('"') {
+            return None;
+        }
+        inner.replace("\"\"", "\"")
+    } else {
+        let ok = !rest.is_empty()
+            && rest
+                .chars()
+                .all(|c| c.is_alphanumeric() || c == '_' || c == '$')
+            && !rest.starts_with(|c: char| c.is_ascii_digit() || c == '$');
+        if !ok || rest.eq_ignore_ascii_case("all") {
+            return None;
+        }
+        rest.to_lowercase()
+    };
+    Some(name)
+}
+
+/// `word` (case-insensitive) followed by whitespace at the start of `s`.
+fn strip_keyword<'a>(s: &'a str, word: &str) -> Option<&'a str> {
+    let head = s.get(..word.len())?;
+    let rest = &s[word.len()..];
+    (head.eq_ignore_ascii_case(word) && rest.starts_with(|c: char| c.is_ascii_whitespace()))
+        .then(|| rest.trim_start())
+}
+
+/// A statement name no client can have, prepared by pgferry just before a
+/// client's `DEALLOCATE` of one of its shared statements is rewritten to
+/// deallocate it instead: the client gets Postgres' own reply and the shared
+/// statement stays for others.
+pub const DEALLOCATE_PLACEHOLDER: &str = "pgferry_deallocated";
+
+/// The Parse that creates [`DEALLOCATE_PLACEHOLDER`].
+pub fn placeholder_parse() -> BytesMut {
+    named_placeholder_parse(DEALLOCATE_PLACEHOLDER)
+}
+
+/// A Parse of a trivial statement under `name`.
+pub fn named_placeholder_parse(name: &str) -> BytesMut {
+    framed(b'P', |o| {
+        o.put_slice(name.as_bytes());
+        o.put_slice(b"\0SELECT 1\0");
+        o.put_i16(0);
+    })
+}
+
+/// `msg` (a Query, or a Parse of a DEALLOCATE) with its statement text
+/// replaced by a DEALLOCATE of the placeholder.
+pub fn rewrite_deallocate(msg: &[u8]) -> Option<BytesMut> {
+    let text = format!("DEALLOCATE {DEALLOCATE_PLACEHOLDER}");
+    let (&t, rest) = msg.split_first()?;
+    let body = rest.get(4..)?;
+    match t {
+        b'Q' => Some(framed(b'Q', |o| {
+            o.put_slice(text.as_bytes());
+            o.put_u8(0);
+        })),
+        b'P' => {
+            let (name, rest) = cstr(body)?;
+            let (_, types) = cstr(rest)?;
+            Some(framed(b'P', |o| {
+                o.put_slice(name);
+                o.put_u8(0);
+                o.put_slice(text.as_bytes());
+                o.put_u8(0);
+                o.put_slice(types);
+            }))
+        }
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -180,5 +262,31 @@ mod tests {
         let d = statement_message(b'D', "x");
         assert_eq!(target(&d), Some((b'S', "x")));
         assert_eq!(bind_statement(b"B\0\0\0\x05"), None);
+    }
+
+    #[test]
+    fn deallocate_names_fold_like_postgres() {
+        assert_eq!(deallocate_name("DEALLOCATE s0"), Some("s0".into()));
+        assert_eq!(
+            deallocate_name("  deallocate prepare S_1 ;"),
+            Some("s_1".into())
+        );
+        assert_eq!(
+            deallocate_name("DEALLOCATE \"Mixed\"\"q\""),
+            Some("Mixed\"q".into())
+        );
+        assert_eq!(deallocate_name("DEALLOCATE ALL"), None);
+        assert_eq!(deallocate_name("DEALLOCATE PREPARE all"), None);
+        assert_eq!(deallocate_name("DEALLOCATE a; SELECT 1"), None);
+        assert_eq!(deallocate_name("DEALLOCATEx"), None);
+        assert_eq!(deallocate_name("DEALLOCATE"), None);
+        assert_eq!(deallocate_name("SELECT 1"), None);
+        let q = framed(b'Q', |o| o.put_slice(b"DEALLOCATE s0\0"));
+        let r = rewrite_deallocate(&q).unwrap();
+        assert_eq!(&r[5..], b"DEALLOCATE pgferry_deallocated\0");
+        assert_eq!(
+            parse_name(&placeholder_parse()),
+            Some(DEALLOCATE_PLACEHOLDER)
+        );
     }
 }

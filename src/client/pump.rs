@@ -34,6 +34,9 @@ use crate::server::{params, ParamSet, ServerConn};
 const HIGH_WATER: usize = 64 * 1024;
 /// Largest ParameterStatus we inspect; bigger ones just pass through.
 const MAX_INSPECTED: usize = 1 << 20;
+/// Queries up to this size are read whole before forwarding when statements
+/// are shared (one may be a DEALLOCATE to answer for the client's view).
+const MAX_DEALLOCATE_QUERY: usize = 1024;
 
 /// Why the pump stopped.
 #[derive(Debug)]
@@ -141,6 +144,7 @@ pub struct Pump<'a> {
     server_gone: bool,
     /// Session mode: statements are noted for replay on a new connection.
     record: Option<&'a mut SessionState>,
+    refuse_pins: bool,
     /// Transaction/statement mode: the client's named statements, shared
     /// across server connections (see `prepared`).
     stmts: Option<&'a mut ClientStatements>,
@@ -200,6 +204,7 @@ impl<'a> Pump<'a> {
             retry: false,
             server_gone: false,
             record: None,
+            refuse_pins: false,
             stmts: None,
             stmt_cap: 0,
             staging: false,
@@ -216,6 +221,13 @@ impl<'a> Pump<'a> {
     pub fn sharing(mut self, stmts: &'a mut ClientStatements, cap: usize) -> Self {
         self.stmts = Some(stmts);
         self.stmt_cap = cap;
+        self
+    }
+
+    /// Statements that would pin the client are refused (pin_policy =
+    /// "error"), not recorded.
+    pub fn refusing_pins(mut self, on: bool) -> Self {
+        self.refuse_pins = on;
         self
     }
 
@@ -418,15 +430,20 @@ impl<'a> Pump<'a> {
                 // The batch is complete; what follows waits for its own route.
                 break;
             }
-            let Some(h) = frame::header(&self.io.rbuf[self.c_scanned..], self.max_message)? else {
+            let Some(mut h) = frame::header(&self.io.rbuf[self.c_scanned..], self.max_message)?
+            else {
                 break;
             };
+            // Short Queries are looked at whole too: one may DEALLOCATE a
+            // shared statement.
             let statement_frame = self.stmts.is_some()
-                && matches!(h.tag, tag::PARSE | tag::BIND | tag::DESCRIBE | tag::CLOSE);
+                && (matches!(h.tag, tag::PARSE | tag::BIND | tag::DESCRIBE | tag::CLOSE)
+                    || (h.tag == tag::QUERY && h.total_len() <= MAX_DEALLOCATE_QUERY));
             if statement_frame && self.io.rbuf.len() - self.c_scanned < h.total_len() {
                 // Rewriting needs the whole (small) message.
                 break;
             }
+            let mut refused = None;
             if let Some(rec) = self.record.as_deref_mut() {
                 if matches!(h.tag, tag::QUERY | tag::PARSE) {
                     if let Some(msg) = self
@@ -440,9 +457,23 @@ impl<'a> Pump<'a> {
                             // Shared named statements need no pin outside
                             // session mode.
                             let pins = named && self.mode == PoolMode::Session;
+                            let before = rec.unreplayable;
                             rec.observe(text, pins, self.track.tx != TxStatus::Idle);
+                            if self.refuse_pins && before.is_none() {
+                                refused = rec.unreplayable.take();
+                            }
                         }
                     }
+                }
+            }
+            if let Some(reason) = refused {
+                if h.tag == tag::PARSE {
+                    self.refuse_parse(h.total_len(), reason);
+                    continue;
+                }
+                match self.refuse_query(h.total_len(), reason) {
+                    Some(rewritten) => h = rewritten,
+                    None => break,
                 }
             }
             match h.tag {
@@ -517,12 +548,28 @@ impl<'a> Pump<'a> {
             Parse(String, Arc<Prepared>),
             Use(Arc<Prepared>, BytesMut),
             CloseNamed(String),
+            /// A Parse of a name the client already uses: Postgres refuses
+            /// it (42P05), and so does the server here.
+            Duplicate(String),
+            /// A DEALLOCATE of one of the client's shared statements.
+            Deallocate(String, BytesMut),
         }
         let Some(stmts) = self.stmts.as_deref_mut() else {
             return false;
         };
+        let dealloc = matches!(t, tag::QUERY | tag::PARSE)
+            .then(|| super::route::head_text(msg))
+            .flatten()
+            .and_then(prepared::deallocate_name)
+            .filter(|name| stmts.get(name).is_some())
+            .filter(|_| t == tag::QUERY || prepared::parse_name(msg) == Some(""));
         let plan = match t {
+            _ if dealloc.is_some() => match (dealloc, prepared::rewrite_deallocate(msg)) {
+                (Some(name), Some(rewritten)) => Plan::Deallocate(name, rewritten),
+                _ => Plan::AsIs,
+            },
             tag::PARSE => match prepared::parse_name(msg) {
+                Some(name) if stmts.get(name).is_some() => Plan::Duplicate(name.to_owned()),
                 Some(name) if !name.is_empty() => match prepared::share(msg) {
                     Some(p) => Plan::Parse(name.to_owned(), Arc::new(p)),
                     None => Plan::AsIs,
@@ -552,6 +599,13 @@ impl<'a> Pump<'a> {
             },
             _ => Plan::AsIs,
         };
+        let strays = self.server.statements.take_strays();
+        if !strays.is_empty() || !matches!(plan, Plan::AsIs) {
+            self.start_staging();
+        }
+        for stray in strays {
+            self.inject(prepared::statement_message(tag::CLOSE, &stray), b'3', batch);
+        }
         if let Plan::AsIs = plan {
             match t {
                 tag::PARSE => self.expect.push_back((batch, b'1', false)),
@@ -559,15 +613,6 @@ impl<'a> Pump<'a> {
                 _ => {}
             }
             return false;
-        }
-        if !self.staging {
-            // From here on client bytes are copied (and rewritten) in order.
-            let before = self.c_scanned;
-            self.c_out.extend_from_slice(&self.io.rbuf[..before]);
-            self.io.rbuf.advance(before);
-            self.c_scanned = 0;
-            self.staging = true;
-            self.hold = false;
         }
         match plan {
             Plan::Parse(name, p) => {
@@ -605,10 +650,85 @@ impl<'a> Pump<'a> {
                 ));
                 self.expect.push_back((batch, b'3', false));
             }
+            Plan::Duplicate(name) => {
+                // The server never sees client names, so it has none by
+                // this name: prepare one (hidden), then send the client's
+                // Parse as it is, which the server refuses with its own
+                // error. The placeholder is closed before the connection's next statement message.
+                self.server.statements.add_stray(&name);
+                self.inject(prepared::named_placeholder_parse(&name), b'1', batch);
+                // Staging moved the message to the front of the buffer.
+                self.c_out.extend_from_slice(&self.io.rbuf[..total]);
+                self.expect.push_back((batch, b'1', false));
+            }
+            Plan::Deallocate(name, rewritten) => {
+                if let Some(stmts) = self.stmts.as_deref_mut() {
+                    stmts.remove(&name);
+                }
+                // The client gets Postgres' own DEALLOCATE reply, for a
+                // placeholder prepared just before; the shared statement
+                // stays for others.
+                self.inject(prepared::placeholder_parse(), b'1', batch);
+                let parse = rewritten.first() == Some(&tag::PARSE);
+                self.c_out.extend_from_slice(&rewritten);
+                if parse {
+                    self.expect.push_back((batch, b'1', false));
+                } else {
+                    self.c_batches += 1;
+                }
+            }
             Plan::AsIs => {}
         }
         self.io.rbuf.advance(total);
         true
+    }
+
+    /// Replaces the whole Query at `c_scanned` (`total` bytes) by one that
+    /// makes the server refuse it (see `refuse`); returns the new header.
+    fn refuse_query(&mut self, total: usize, reason: &'static str) -> Option<frame::Header> {
+        self.start_staging();
+        let msg = self.io.rbuf.get(..total)?;
+        let rewritten = super::refuse::query(msg, &super::refuse::message(reason, self.mode))?;
+        tracing::info!(
+            reason,
+            "statement refused: it would pin (pin_policy = \"error\")"
+        );
+        let mut rebuilt = BytesMut::with_capacity(rewritten.len() + self.io.rbuf.len() - total);
+        rebuilt.extend_from_slice(&rewritten);
+        rebuilt.extend_from_slice(&self.io.rbuf[total..]);
+        self.io.rbuf = rebuilt;
+        frame::header(&self.io.rbuf, usize::MAX).ok().flatten()
+    }
+
+    /// Drops the whole Parse at `c_scanned` (`total` bytes) and runs, in its
+    /// place, an unnamed statement that raises the refusal: the client sees
+    /// its Parse fail, and the server skips the rest of the batch.
+    fn refuse_parse(&mut self, total: usize, reason: &'static str) {
+        self.start_staging();
+        let batch = self.c_batches;
+        let [parse, bind, execute] =
+            super::refuse::parse(&super::refuse::message(reason, self.mode));
+        tracing::info!(
+            reason,
+            "statement refused: it would pin (pin_policy = \"error\")"
+        );
+        self.inject(parse, b'1', batch);
+        self.inject(bind, b'2', batch);
+        self.c_out.extend_from_slice(&execute);
+        self.io.rbuf.advance(total.min(self.io.rbuf.len()));
+        self.track.unsynced = true;
+    }
+
+    /// From here on client bytes are copied (and rewritten) in order.
+    fn start_staging(&mut self) {
+        if !self.staging {
+            let before = self.c_scanned;
+            self.c_out.extend_from_slice(&self.io.rbuf[..before]);
+            self.io.rbuf.advance(before);
+            self.c_scanned = 0;
+            self.staging = true;
+            self.hold = false;
+        }
     }
 
     /// Sends `p`'s Parse on this connection (evicting the oldest statement
@@ -735,7 +855,20 @@ impl<'a> Pump<'a> {
                     }
                     self.s_scanned += h.total_len();
                 }
+                // A BindComplete is looked at only after a refused Parse.
                 b'1' | b'3' if self.stmts.is_some() => {
+                    if !whole {
+                        break;
+                    }
+                    if self.answer_is_hidden(h.tag) {
+                        // The answer to a message pgferry added: cut it out.
+                        let tail = self.sbuf.split_off(at);
+                        self.sbuf.extend_from_slice(&tail[h.total_len()..]);
+                        continue;
+                    }
+                    self.s_scanned += h.total_len();
+                }
+                b'2' if self.expect.iter().any(|e| e.1 == b'2') => {
                     if !whole {
                         break;
                     }

@@ -146,7 +146,11 @@ impl SessionState {
             "discard" if (second == "temp" || second == "temporary") => {
                 self.clear("temporary tables")
             }
-            "deallocate" if has("all") => {
+            "deallocate"
+                if second == "all"
+                    || (second == "prepare"
+                        && words.next().is_some_and(|w| w.eq_ignore_ascii_case("all"))) =>
+            {
                 self.clear("prepared statements");
                 self.deallocated = true;
             }
@@ -354,6 +358,10 @@ mod tests {
             after(&["PREPARE p AS SELECT 1", "DEALLOCATE ALL"]).unreplayable,
             None
         );
+        assert!(after(&["DEALLOCATE PREPARE ALL"]).deallocated);
+        // "deallocate" contains "all": only the word ALL counts.
+        assert!(!after(&["DEALLOCATE small"]).deallocated);
+        assert!(!after(&["DEALLOCATE pgferry_deallocated"]).deallocated);
         assert_eq!(
             after(&["SELECT set_config('a.b', 'x', false)"]).unreplayable,
             Some("set_config(..., false)")

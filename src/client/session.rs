@@ -393,7 +393,9 @@ impl Session {
             &mut self.sbuf,
         );
         let generation = self.replay.generation;
-        let pump = pump.recording(&mut self.replay);
+        let refuse = self.mode != PoolMode::Session
+            && self.state.config.proxy.pin_policy == crate::config::PinPolicy::Error;
+        let pump = pump.recording(&mut self.replay).refusing_pins(refuse);
         let pump = if self.mode == PoolMode::Session {
             pump
         } else {

@@ -8,6 +8,9 @@ use std::collections::VecDeque;
 pub struct ServerStatements {
     order: VecDeque<String>,
     unknown: Vec<String>,
+    /// Client-named placeholders left behind by a refused duplicate Parse;
+    /// closed before the connection's next statement message.
+    strays: Vec<String>,
 }
 
 impl ServerStatements {
@@ -46,9 +49,20 @@ impl ServerStatements {
         before != self.unknown.len()
     }
 
+    pub fn add_stray(&mut self, name: &str) {
+        if !self.strays.iter().any(|n| n == name) {
+            self.strays.push(name.to_owned());
+        }
+    }
+
+    pub fn take_strays(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.strays)
+    }
+
     pub fn clear(&mut self) {
         self.order.clear();
         self.unknown.clear();
+        self.strays.clear();
     }
 }
 
