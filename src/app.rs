@@ -32,6 +32,7 @@ impl App {
         for db in state.databases.values() {
             db.topology.spawn_monitor(&tracker, shutdown.clone());
         }
+        tracker.spawn(reap_idle(state.clone(), shutdown.clone()));
         tracker.spawn(crate::client::serve(
             state.clone(),
             listener,
@@ -55,6 +56,27 @@ impl App {
         for db in self.state.databases.values() {
             for pool in db.pools() {
                 pool.close();
+            }
+        }
+    }
+}
+
+/// Closes idle server connections past `server_idle_timeout` or
+/// `server_lifetime`, once a second.
+async fn reap_idle(state: Arc<State>, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        for db in state.databases.values() {
+            for pool in db.pools() {
+                let n = pool.reap();
+                if n > 0 {
+                    tracing::debug!(database = %db.name, user = %pool.spec().user, closed = n, "closed idle server connections");
+                }
             }
         }
     }

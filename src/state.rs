@@ -10,7 +10,7 @@ use crate::auth::md5;
 use crate::auth::secret::ScramSecret;
 use crate::client::cancel::CancelRegistry;
 use crate::config::{Config, Password, PoolMode};
-use crate::pool::{PauseGate, Pool};
+use crate::pool::{Limit, PauseGate, Pool, PoolSettings};
 use crate::router::classify::FunctionPolicy;
 use crate::server::ConnectSpec;
 use crate::topology::{HealthSettings, Topology};
@@ -92,10 +92,14 @@ impl State {
             .iter()
             .map(|u| (u.name.clone(), user_auth(&u.name, u.password.as_ref())))
             .collect();
+        let mut user_limits = UserLimits::new();
         let databases = config
             .databases
             .keys()
-            .map(|name| (name.clone(), Arc::new(build_database(&config, name))))
+            .map(|name| {
+                let db = build_database(&config, name, &mut user_limits);
+                (name.clone(), Arc::new(db))
+            })
             .collect();
         let mut mock_key = [0u8; 32];
         rand::thread_rng().fill_bytes(&mut mock_key);
@@ -163,7 +167,23 @@ fn spec(
     }
 }
 
-fn build_database(config: &Config, name: &str) -> Database {
+/// `max_user_connections` limits, one per (user, host), shared by the pools
+/// of every database.
+type UserLimits = HashMap<(String, crate::config::HostAddr), Arc<Limit>>;
+
+/// The sizes and ages of the pool of `user` in database `db`.
+pub fn pool_settings(config: &Config, db: &str, user: &str) -> PoolSettings {
+    let p = &config.proxy;
+    PoolSettings {
+        size: config.pool_size_for(db, user),
+        reserve_size: p.reserve_pool_size,
+        reserve_timeout: p.reserve_pool_timeout,
+        lifetime: p.server_lifetime,
+        idle_timeout: p.server_idle_timeout,
+    }
+}
+
+fn build_database(config: &Config, name: &str, user_limits: &mut UserLimits) -> Database {
     let db = &config.databases[name];
     let monitor = config
         .proxy
@@ -173,12 +193,30 @@ fn build_database(config: &Config, name: &str) -> Database {
         .or_else(|| config.users.first());
     let mut pools = HashMap::new();
     let mut pool_modes = HashMap::new();
+    let db_cap = db
+        .max_db_connections
+        .unwrap_or(config.proxy.max_db_connections);
+    let db_limits: Vec<Arc<Limit>> = db.hosts.iter().map(|_| Limit::new(db_cap)).collect();
     for user in &config.users {
-        let size = config.pool_size_for(name, &user.name);
+        let settings = pool_settings(config, name, &user.name);
+        let user_cap = user
+            .max_user_connections
+            .unwrap_or(config.proxy.max_user_connections);
         let per_node = db
             .hosts
             .iter()
-            .map(|h| Pool::new(spec(config, &db.dbname, user, h), size))
+            .zip(&db_limits)
+            .map(|(h, db_limit)| {
+                let user_limit = user_limits
+                    .entry((user.name.clone(), h.clone()))
+                    .or_insert_with(|| Limit::new(user_cap))
+                    .clone();
+                Pool::with_limits(
+                    spec(config, &db.dbname, user, h),
+                    &settings,
+                    vec![db_limit.clone(), user_limit],
+                )
+            })
             .collect();
         pools.insert(user.name.clone(), per_node);
         pool_modes.insert(user.name.clone(), config.pool_mode_for(name, &user.name));

@@ -51,7 +51,16 @@ impl Session {
             if self.io.rbuf.len() < need || self.discard_until_sync || self.discard_bytes > 0 {
                 self.io.flush().await?;
                 self.io.shrink_idle();
-                match self.io.read_more().await {
+                let idle_limit = self.state.config.proxy.client_idle_timeout;
+                let read = if idle_limit.is_zero() || !self.io.rbuf.is_empty() {
+                    self.io.read_more().await
+                } else {
+                    // Cancel-safe: read_more is.
+                    tokio::time::timeout(idle_limit, self.io.read_more())
+                        .await
+                        .unwrap_or(Err(ClientError::IdleTimeout))
+                };
+                match read {
                     Ok(_) => continue,
                     Err(ClientError::Closed) => return Ok(()),
                     Err(e) => return Err(e),
@@ -360,6 +369,12 @@ impl Session {
                     self.abandon(conn);
                     return Err(v.into());
                 }
+                Outcome::IdleInTransaction => {
+                    // Closing the server connection rolls the transaction back.
+                    conn.discard();
+                    return Err(ClientError::IdleInTransaction);
+                }
+                Outcome::ClientIdle => return Err(ClientError::IdleTimeout),
             }
         }
         self.fail_with(ClientError::NoServer).map(|_| Flow::Next)

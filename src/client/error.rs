@@ -47,6 +47,12 @@ pub enum ClientError {
     NoReplica(String),
     #[error("no node could take the request")]
     NoServer,
+    #[error(
+        "terminating connection due to idle-in-transaction timeout (idle_transaction_timeout)"
+    )]
+    IdleInTransaction,
+    #[error("terminating connection due to idle-session timeout (client_idle_timeout)")]
+    IdleTimeout,
     #[error("user \"{0}\" is not allowed to use the admin console (not in admin_users)")]
     NotAdmin(String),
     #[error("no primary for database \"{database}\" within failover_timeout (waited {} ms)", waited.as_millis())]
@@ -136,6 +142,13 @@ impl ClientError {
             ClientError::NotAdmin(_) => fatal(sqlstate::INSUFFICIENT_PRIVILEGE, self.to_string()),
             ClientError::FailoverTimeout { .. } => {
                 fatal(sqlstate::CANNOT_CONNECT_NOW, format!("pgferry: {self}"))
+            }
+            ClientError::IdleInTransaction => fatal(
+                sqlstate::IDLE_IN_TRANSACTION_SESSION_TIMEOUT,
+                format!("pgferry: {self}"),
+            ),
+            ClientError::IdleTimeout => {
+                fatal(sqlstate::IDLE_SESSION_TIMEOUT, format!("pgferry: {self}"))
             }
             ClientError::NoServer => {
                 fatal(sqlstate::CONNECTION_FAILURE, format!("pgferry: {self}"))

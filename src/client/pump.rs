@@ -9,7 +9,7 @@
 //! messages and they leave in one write; a message larger than the buffer
 //! streams through without being held whole.
 
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -20,6 +20,7 @@ use tokio_util::io::poll_read_buf;
 use super::io::{ClientIo, READ_CHUNK};
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use super::prepared::{self, ClientStatements, Prepared};
 use super::replay::SessionState;
@@ -54,6 +55,36 @@ pub enum Outcome {
     /// the client; its bytes are still in the client buffer, untouched, and
     /// the tracker is as before the batch.
     Retry,
+    /// The client sat idle inside a transaction past
+    /// `idle_transaction_timeout`.
+    IdleInTransaction,
+    /// The client sat idle past `client_idle_timeout`.
+    ClientIdle,
+}
+
+/// What the pump is waiting for, for its timers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Requests are in flight (query_timeout).
+    Query,
+    /// Inside a transaction, waiting for the client (idle_transaction_timeout).
+    IdleInTransaction,
+    /// Outside a transaction, waiting for the client (client_idle_timeout;
+    /// session mode and pinned clients, which keep their connection).
+    Idle,
+    Other,
+}
+
+struct Timeouts {
+    query: Duration,
+    idle_tx: Duration,
+    idle: Duration,
+    connect: Duration,
+    phase: Phase,
+    since: Instant,
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// The running query was cancelled already.
+    cancelled: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -145,6 +176,8 @@ pub struct Pump<'a> {
     /// Session mode: statements are noted for replay on a new connection.
     record: Option<&'a mut SessionState>,
     refuse_pins: bool,
+    /// `query_timeout` / `idle_transaction_timeout` (None: both off).
+    timeouts: Option<Timeouts>,
     /// Transaction/statement mode: the client's named statements, shared
     /// across server connections (see `prepared`).
     stmts: Option<&'a mut ClientStatements>,
@@ -205,6 +238,7 @@ impl<'a> Pump<'a> {
             server_gone: false,
             record: None,
             refuse_pins: false,
+            timeouts: None,
             stmts: None,
             stmt_cap: 0,
             staging: false,
@@ -221,6 +255,30 @@ impl<'a> Pump<'a> {
     pub fn sharing(mut self, stmts: &'a mut ClientStatements, cap: usize) -> Self {
         self.stmts = Some(stmts);
         self.stmt_cap = cap;
+        self
+    }
+
+    /// Arms `query_timeout`, `idle_transaction_timeout` and
+    /// `client_idle_timeout` (zero: off).
+    pub fn timeouts(
+        mut self,
+        query: Duration,
+        idle_tx: Duration,
+        idle: Duration,
+        connect: Duration,
+    ) -> Self {
+        if !query.is_zero() || !idle_tx.is_zero() || !idle.is_zero() {
+            self.timeouts = Some(Timeouts {
+                query,
+                idle_tx,
+                idle,
+                connect,
+                phase: Phase::Other,
+                since: Instant::now(),
+                timer: None,
+                cancelled: false,
+            });
+        }
         self
     }
 
@@ -403,8 +461,66 @@ impl<'a> Pump<'a> {
                 return Poll::Ready(Outcome::ClientGone);
             }
             if !progress {
+                if self.timeouts.is_some() {
+                    if let Some(out) = self.poll_timeouts(cx) {
+                        return Poll::Ready(out);
+                    }
+                }
                 return Poll::Pending;
             }
+        }
+    }
+
+    /// Runs the query and idle-in-transaction timers. Called only when the
+    /// pump is about to wait, so a timer is (re)armed at most once per change
+    /// of phase. Some(outcome) when the client must go.
+    fn poll_timeouts(&mut self, cx: &mut Context<'_>) -> Option<Outcome> {
+        let phase = if self.track.pending > 0 {
+            Phase::Query
+        } else if self.track.unsynced || self.c_scanned > 0 || !self.c_out.is_empty() {
+            Phase::Other
+        } else if self.track.tx != TxStatus::Idle {
+            Phase::IdleInTransaction
+        } else {
+            Phase::Idle
+        };
+        let t = self.timeouts.as_mut()?;
+        if t.phase != phase {
+            t.phase = phase;
+            t.since = Instant::now();
+            t.cancelled = false;
+            let limit = match phase {
+                Phase::Query => t.query,
+                Phase::IdleInTransaction => t.idle_tx,
+                Phase::Idle => t.idle,
+                Phase::Other => Duration::ZERO,
+            };
+            t.timer = (!limit.is_zero())
+                .then(|| Box::pin(tokio::time::sleep_until((t.since + limit).into())));
+        }
+        let timer = t.timer.as_mut()?;
+        if timer.as_mut().poll(cx).is_pending() {
+            return None;
+        }
+        t.timer = None;
+        match phase {
+            Phase::Query if !t.cancelled => {
+                t.cancelled = true;
+                tracing::info!(
+                    server_id = self.server.id,
+                    "query_timeout: cancelling the running query"
+                );
+                tokio::spawn(crate::server::send_cancel(
+                    self.server.socket_addr,
+                    self.server.backend_pid,
+                    self.server.backend_secret,
+                    t.connect,
+                ));
+                None
+            }
+            Phase::IdleInTransaction => Some(Outcome::IdleInTransaction),
+            Phase::Idle => Some(Outcome::ClientIdle),
+            _ => None,
         }
     }
 

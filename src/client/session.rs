@@ -355,6 +355,14 @@ impl Session {
                 self.held = Some(conn);
                 Err(v.into())
             }
+            Outcome::IdleInTransaction => {
+                self.abandon(conn);
+                Err(ClientError::IdleInTransaction)
+            }
+            Outcome::ClientIdle => {
+                self.held = Some(conn);
+                Err(ClientError::IdleTimeout)
+            }
             Outcome::ServerGone(_) | Outcome::Retry => {
                 tracing::warn!(
                     client_id = self.id,
@@ -395,7 +403,16 @@ impl Session {
         let generation = self.replay.generation;
         let refuse = self.mode != PoolMode::Session
             && self.state.config.proxy.pin_policy == crate::config::PinPolicy::Error;
-        let pump = pump.recording(&mut self.replay).refusing_pins(refuse);
+        let proxy = &self.state.config.proxy;
+        let pump = pump
+            .recording(&mut self.replay)
+            .refusing_pins(refuse)
+            .timeouts(
+                proxy.query_timeout,
+                proxy.idle_transaction_timeout,
+                proxy.client_idle_timeout,
+                proxy.server_connect_timeout,
+            );
         let pump = if self.mode == PoolMode::Session {
             pump
         } else {

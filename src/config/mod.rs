@@ -182,6 +182,32 @@ pub struct ProxyConfig {
     /// `pin_policy`, default "pin": what transaction and statement modes do with a client
     /// that creates state which cannot move between server connections.
     pub pin_policy: PinPolicy,
+    /// `max_db_connections`, default 0 (no limit): server connections per database per host,
+    /// all users together. `[databases.NAME]` may override it.
+    pub max_db_connections: usize,
+    /// `max_user_connections`, default 0 (no limit): server connections per user per host,
+    /// all databases together. `[[users]]` may override it.
+    pub max_user_connections: usize,
+    /// `reserve_pool_size`, default 0: extra server connections a pool may open for clients
+    /// that waited `reserve_pool_timeout`.
+    pub reserve_pool_size: usize,
+    /// `reserve_pool_timeout`, default "5s".
+    pub reserve_pool_timeout: Duration,
+    /// `server_lifetime`, default "3600s": a server connection older than this is closed when
+    /// it is next released. Zero means no limit.
+    pub server_lifetime: Duration,
+    /// `server_idle_timeout`, default "600s": idle server connections unused this long are
+    /// closed. Zero means no limit.
+    pub server_idle_timeout: Duration,
+    /// `client_idle_timeout`, default "0s" (off): clients idle (outside a transaction) this
+    /// long are disconnected with 57P05.
+    pub client_idle_timeout: Duration,
+    /// `idle_transaction_timeout`, default "0s" (off): clients idle inside a transaction this
+    /// long are disconnected with 25P03 and their transaction rolled back.
+    pub idle_transaction_timeout: Duration,
+    /// `query_timeout`, default "0s" (off): a query running longer than this is cancelled
+    /// (the client gets 57014 and keeps its connection).
+    pub query_timeout: Duration,
     /// The routing keys in `[proxy]`: defaults for every database.
     pub routing: RoutingConfig,
 }
@@ -295,6 +321,15 @@ impl Default for ProxyConfig {
             pause_timeout: Duration::from_secs(30),
             pin_policy: PinPolicy::Pin,
             max_prepared_statements: 200,
+            max_db_connections: 0,
+            max_user_connections: 0,
+            reserve_pool_size: 0,
+            reserve_pool_timeout: Duration::from_secs(5),
+            server_lifetime: Duration::from_secs(3600),
+            server_idle_timeout: Duration::from_secs(600),
+            client_idle_timeout: Duration::ZERO,
+            idle_transaction_timeout: Duration::ZERO,
+            query_timeout: Duration::ZERO,
             routing: RoutingConfig::default(),
         }
     }
@@ -403,6 +438,8 @@ pub struct UserConfig {
     pub password: Option<Password>,
     pub pool_mode: Option<PoolMode>,
     pub pool_size: Option<usize>,
+    /// `max_user_connections` for this user (else `[proxy]`'s).
+    pub max_user_connections: Option<usize>,
 }
 
 /// A user's password, classified from its form in the config. Debug and Display never show it.
@@ -454,6 +491,8 @@ pub struct DatabaseConfig {
     pub dbname: String,
     pub pool_size: Option<usize>,
     pub pool_mode: Option<PoolMode>,
+    /// `max_db_connections` for this database (else `[proxy]`'s).
+    pub max_db_connections: Option<usize>,
     /// The routing keys, with unset ones taken from `[proxy]`.
     pub routing: RoutingConfig,
 }

@@ -107,6 +107,15 @@ fn proxy(mut w: Walker<'_>) -> ProxyConfig {
         pause_timeout:          w.duration("pause_timeout").unwrap_or(d.pause_timeout),
         pin_policy:             w.keyword("pin_policy").unwrap_or(d.pin_policy),
         max_prepared_statements: w.count("max_prepared_statements", 1).unwrap_or(d.max_prepared_statements),
+        max_db_connections:     w.count("max_db_connections", 0).unwrap_or(d.max_db_connections),
+        max_user_connections:   w.count("max_user_connections", 0).unwrap_or(d.max_user_connections),
+        reserve_pool_size:      w.count("reserve_pool_size", 0).unwrap_or(d.reserve_pool_size),
+        reserve_pool_timeout:   w.duration("reserve_pool_timeout").unwrap_or(d.reserve_pool_timeout),
+        server_lifetime:        w.duration("server_lifetime").unwrap_or(d.server_lifetime),
+        server_idle_timeout:    w.duration("server_idle_timeout").unwrap_or(d.server_idle_timeout),
+        client_idle_timeout:    w.duration("client_idle_timeout").unwrap_or(d.client_idle_timeout),
+        idle_transaction_timeout: w.duration("idle_transaction_timeout").unwrap_or(d.idle_transaction_timeout),
+        query_timeout:          w.duration("query_timeout").unwrap_or(d.query_timeout),
         routing:                routing(&mut w, &d.routing),
     };
     w.finish();
@@ -179,6 +188,7 @@ fn users(tables: Vec<Walker<'_>>) -> Vec<UserConfig> {
         let password = w.parsed("password", password);
         let pool_mode = w.keyword("pool_mode");
         let pool_size = w.count("pool_size", 1);
+        let max_user_connections = w.count("max_user_connections", 0);
         w.finish();
         if let Some(name) = name {
             users.push(UserConfig {
@@ -186,6 +196,7 @@ fn users(tables: Vec<Walker<'_>>) -> Vec<UserConfig> {
                 password,
                 pool_mode,
                 pool_size,
+                max_user_connections,
             });
         }
     }
@@ -251,6 +262,7 @@ fn database(name: &str, mut w: Walker<'_>, defaults: &RoutingConfig) -> Database
         dbname: dbname.unwrap_or_else(|| name.to_owned()),
         pool_size: w.count("pool_size", 1),
         pool_mode: w.keyword("pool_mode"),
+        max_db_connections: w.count("max_db_connections", 0),
         routing: routing(&mut w, defaults),
     };
     w.finish();

@@ -145,6 +145,8 @@ fn full_example_parses_to_expected_values() {
             pin_policy: PinPolicy::Error,
             max_prepared_statements: 50,
             routing: proxy_routing.clone(),
+            // Keys added later have tests of their own.
+            ..ProxyConfig::default()
         },
         log: LogConfig {
             level: "debug".to_owned(),
@@ -156,24 +158,28 @@ fn full_example_parses_to_expected_values() {
                 password: Some(Password::Md5(MD5.to_owned())),
                 pool_mode: Some(PoolMode::Statement),
                 pool_size: Some(3),
+                max_user_connections: None,
             },
             UserConfig {
                 name: "monitor".to_owned(),
                 password: Some(Password::Plain("hunter2".to_owned())),
                 pool_mode: None,
                 pool_size: None,
+                max_user_connections: None,
             },
             UserConfig {
                 name: "reporting".to_owned(),
                 password: Some(Password::Scram(SCRAM.to_owned())),
                 pool_mode: None,
                 pool_size: None,
+                max_user_connections: None,
             },
             UserConfig {
                 name: "nopass".to_owned(),
                 password: None,
                 pool_mode: None,
                 pool_size: None,
+                max_user_connections: None,
             },
         ],
         databases: BTreeMap::from([
@@ -188,6 +194,7 @@ fn full_example_parses_to_expected_values() {
                     dbname: "app_prod".to_owned(),
                     pool_size: Some(50),
                     pool_mode: Some(PoolMode::Transaction),
+                    max_db_connections: None,
                     routing: RoutingConfig {
                         route: Route::Replica,
                         max_replica_lag: Duration::from_secs(3),
@@ -202,6 +209,7 @@ fn full_example_parses_to_expected_values() {
                     dbname: "other".to_owned(),
                     pool_size: None,
                     pool_mode: None,
+                    max_db_connections: None,
                     routing: proxy_routing.clone(),
                 },
             ),
@@ -919,6 +927,28 @@ fn shipped_example_config_parses_cleanly() {
     assert_eq!(config.pool_size_for("app", "app"), 20);
 }
 
+#[test]
+fn limit_keys() {
+    let c = parse_ok(
+        "[proxy]\nmax_db_connections = 10\nmax_user_connections = 8\nreserve_pool_size = 2\n\
+         reserve_pool_timeout = \"250ms\"\nserver_lifetime = \"1h\"\nserver_idle_timeout = \"0s\"\n\
+         client_idle_timeout = \"5m\"\nidle_transaction_timeout = \"30s\"\nquery_timeout = \"2s\"\n\
+         [[users]]\nname = \"a\"\nmax_user_connections = 3\n\
+         [databases.d]\nhosts = [\"h\"]\nmax_db_connections = 4\n",
+    );
+    let p = &c.proxy;
+    assert_eq!((p.max_db_connections, p.max_user_connections), (10, 8));
+    assert_eq!(p.reserve_pool_size, 2);
+    assert_eq!(p.reserve_pool_timeout, Duration::from_millis(250));
+    assert_eq!(p.server_lifetime, Duration::from_secs(3600));
+    assert_eq!(p.server_idle_timeout, Duration::ZERO);
+    assert_eq!(p.client_idle_timeout, Duration::from_secs(300));
+    assert_eq!(p.idle_transaction_timeout, Duration::from_secs(30));
+    assert_eq!(p.query_timeout, Duration::from_secs(2));
+    assert_eq!(c.users[0].max_user_connections, Some(3));
+    assert_eq!(c.databases["d"].max_db_connections, Some(4));
+}
+
 /// Every key the loader knows should be documented in the example, commented out or not.
 #[test]
 fn shipped_example_documents_every_key() {
@@ -936,6 +966,15 @@ fn shipped_example_documents_every_key() {
         "workers",
         "monitor_user",
         "tcp_keepalive",
+        "max_db_connections",
+        "max_user_connections",
+        "reserve_pool_size",
+        "reserve_pool_timeout",
+        "server_lifetime",
+        "server_idle_timeout",
+        "client_idle_timeout",
+        "idle_transaction_timeout",
+        "query_timeout",
         "level",
         "format",
         "name",

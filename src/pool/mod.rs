@@ -6,17 +6,19 @@
 //! longest waiter) and closes a dirty one, so no code path can leak a slot.
 
 mod guard;
+pub mod limit;
 mod pause;
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use thiserror::Error;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, Notify};
 
 pub use guard::Pooled;
+pub use limit::Limit;
 pub use pause::{PauseGate, StillPaused};
 
 use crate::server::{self, ConnectSpec, ServerConn, ServerError};
@@ -56,9 +58,45 @@ pub struct PoolCounters {
     pub waiting: AtomicUsize,
 }
 
+/// Sizes and ages of one pool; atomics so a reload can change them live.
+#[derive(Debug, Default)]
+pub struct PoolSettings {
+    pub size: usize,
+    /// `reserve_pool_size`: extra connections for clients that waited
+    /// `reserve_pool_timeout`.
+    pub reserve_size: usize,
+    pub reserve_timeout: Duration,
+    /// `server_lifetime`: connections older than this are closed when they
+    /// come back (zero: no limit).
+    pub lifetime: Duration,
+    /// `server_idle_timeout`: idle connections unused for this long are
+    /// closed (zero: no limit).
+    pub idle_timeout: Duration,
+}
+
+#[derive(Debug, Default)]
+struct LiveSettings {
+    size: AtomicUsize,
+    reserve_size: AtomicUsize,
+    reserve_timeout_ms: AtomicU64,
+    lifetime_ms: AtomicU64,
+    idle_timeout_ms: AtomicU64,
+}
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn older_than(at: Instant, limit_ms: u64, now: Instant) -> bool {
+    limit_ms != 0 && now.saturating_duration_since(at) >= Duration::from_millis(limit_ms)
+}
+
 pub struct Pool {
     spec: ConnectSpec,
-    max_size: AtomicUsize,
+    settings: LiveSettings,
+    limits: Vec<Arc<Limit>>,
+    /// Woken when one of `limits` frees a permit.
+    limit_freed: Notify,
     /// Current generation; connections from older ones are closed on return.
     epoch: AtomicU64,
     inner: Mutex<Inner>,
@@ -75,15 +113,60 @@ impl std::fmt::Debug for Pool {
     }
 }
 
+/// What one look at the pool decided.
+enum Step {
+    Ready(Pooled),
+    Open(Slot),
+    /// Under its own size, but limit `.0` is full: in line for a
+    /// connection of this pool, and woken when a limit frees a permit.
+    Limited(usize, oneshot::Receiver<Grant>),
+    Wait(oneshot::Receiver<Grant>),
+}
+
 impl Pool {
     pub fn new(spec: ConnectSpec, size: usize) -> Arc<Pool> {
-        Arc::new(Pool {
+        Pool::with_limits(
             spec,
-            max_size: AtomicUsize::new(size.max(1)),
+            &PoolSettings {
+                size,
+                ..PoolSettings::default()
+            },
+            Vec::new(),
+        )
+    }
+
+    pub fn with_limits(
+        spec: ConnectSpec,
+        settings: &PoolSettings,
+        limits: Vec<Arc<Limit>>,
+    ) -> Arc<Pool> {
+        let pool = Arc::new(Pool {
+            spec,
+            settings: LiveSettings::default(),
+            limits,
+            limit_freed: Notify::new(),
             epoch: AtomicU64::new(0),
             inner: Mutex::new(Inner::default()),
             counters: PoolCounters::default(),
-        })
+        });
+        pool.apply(settings);
+        for l in &pool.limits {
+            l.join(&pool);
+        }
+        pool
+    }
+
+    /// Takes new sizes and ages (reload). A smaller size takes effect as
+    /// connections come back.
+    pub fn apply(&self, s: &PoolSettings) {
+        let l = &self.settings;
+        l.size.store(s.size.max(1), Ordering::Relaxed);
+        l.reserve_size.store(s.reserve_size, Ordering::Relaxed);
+        l.reserve_timeout_ms
+            .store(ms(s.reserve_timeout), Ordering::Relaxed);
+        l.lifetime_ms.store(ms(s.lifetime), Ordering::Relaxed);
+        l.idle_timeout_ms
+            .store(ms(s.idle_timeout), Ordering::Relaxed);
     }
 
     pub fn spec(&self) -> &ConnectSpec {
@@ -96,58 +179,136 @@ impl Pool {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// `n` connections closed: their slots and limit permits are free.
+    fn forget(&self, inner: &mut Inner, n: usize) {
+        if n == 0 {
+            return;
+        }
+        inner.open -= n;
+        for l in &self.limits {
+            l.release(n);
+        }
+    }
+
+    fn expired(&self, conn: &ServerConn, now: Instant) -> bool {
+        older_than(
+            conn.created,
+            self.settings.lifetime_ms.load(Ordering::Relaxed),
+            now,
+        ) || older_than(
+            conn.last_used,
+            self.settings.idle_timeout_ms.load(Ordering::Relaxed),
+            now,
+        )
+    }
+
     /// Checks out a connection, waiting until `deadline` at most.
     /// Cancel safety: cancel-safe; a grant that arrives after the caller went
     /// away is returned to the pool by its guard.
     pub async fn checkout(self: &Arc<Self>, deadline: Instant) -> Result<Pooled, PoolError> {
-        enum Step {
-            Ready(Pooled),
-            Open(Slot),
-            Wait(oneshot::Receiver<Grant>),
-        }
-        let step = {
-            let mut inner = self.lock();
-            if inner.closed {
-                return Err(PoolError::Closed);
-            }
-            let mut found = None;
-            while let Some(mut conn) = inner.idle.pop() {
-                if conn.is_reusable() {
-                    found = Some(conn);
-                    break;
-                }
-                inner.open -= 1;
-            }
-            if let Some(conn) = found {
-                Step::Ready(Pooled::new(self.clone(), conn))
-            } else if inner.open < self.max_size.load(Ordering::Relaxed) {
-                inner.open += 1;
-                Step::Open(Slot {
-                    pool: Some(self.clone()),
-                })
+        let started = Instant::now();
+        let reserve_size = self.settings.reserve_size.load(Ordering::Relaxed);
+        let reserve_at = started
+            + Duration::from_millis(self.settings.reserve_timeout_ms.load(Ordering::Relaxed));
+        let mut use_reserve = false;
+        loop {
+            // Registered before looking, so a permit freed meanwhile wakes us.
+            let freed = self.limit_freed.notified();
+            tokio::pin!(freed);
+            freed.as_mut().enable();
+            let step = self.look(use_reserve)?;
+            // Until the reserve opens, waiting stops early to try it.
+            let until = if !use_reserve && reserve_size > 0 && reserve_at < deadline {
+                reserve_at
             } else {
+                deadline
+            };
+            let rx = match step {
+                Step::Ready(p) => return Ok(p),
+                Step::Open(slot) => return self.open_new(slot).await,
+                Step::Limited(i, rx) => {
+                    let limit = &self.limits[i];
+                    if limit.evict_idle(self) {
+                        continue;
+                    }
+                    self.counters.waiting.fetch_add(1, Ordering::Relaxed);
+                    limit.waiting(1);
+                    let woke = tokio::time::timeout_at(until.into(), async {
+                        tokio::select! {
+                            got = rx => Some(got),
+                            _ = freed => None,
+                        }
+                    })
+                    .await;
+                    limit.waiting(-1);
+                    self.counters.waiting.fetch_sub(1, Ordering::Relaxed);
+                    match woke {
+                        Ok(Some(Ok(Grant::Conn(c)))) => return Ok(c),
+                        Ok(Some(Ok(Grant::Slot(slot)))) => return self.open_new(slot).await,
+                        Ok(Some(Err(_))) => return Err(PoolError::Closed),
+                        // A permit was freed, or an idle connection may be
+                        // evictable now: look again.
+                        Ok(None) => {}
+                        Err(_) if until < deadline => use_reserve = true,
+                        Err(_) => {
+                            return Err(PoolError::WaitTimeout {
+                                waited_ms: started.elapsed().as_millis(),
+                            })
+                        }
+                    }
+                    continue;
+                }
+                Step::Wait(rx) => rx,
+            };
+            self.counters.waiting.fetch_add(1, Ordering::Relaxed);
+            let got = tokio::time::timeout_at(until.into(), rx).await;
+            self.counters.waiting.fetch_sub(1, Ordering::Relaxed);
+            match got {
+                Ok(Ok(Grant::Conn(c))) => return Ok(c),
+                Ok(Ok(Grant::Slot(slot))) => return self.open_new(slot).await,
+                Ok(Err(_)) => return Err(PoolError::Closed),
+                Err(_) if until < deadline => use_reserve = true,
+                Err(_) => {
+                    return Err(PoolError::WaitTimeout {
+                        waited_ms: started.elapsed().as_millis(),
+                    })
+                }
+            }
+        }
+    }
+
+    /// One look under the lock: an idle connection, a slot to open one, or
+    /// a place in line.
+    fn look(self: &Arc<Self>, use_reserve: bool) -> Result<Step, PoolError> {
+        let mut inner = self.lock();
+        if inner.closed {
+            return Err(PoolError::Closed);
+        }
+        let now = Instant::now();
+        while let Some(mut conn) = inner.idle.pop() {
+            if conn.is_reusable() && !self.expired(&conn, now) {
+                return Ok(Step::Ready(Pooled::new(self.clone(), conn)));
+            }
+            self.forget(&mut inner, 1);
+        }
+        let mut cap = self.settings.size.load(Ordering::Relaxed);
+        if use_reserve {
+            cap += self.settings.reserve_size.load(Ordering::Relaxed);
+        }
+        if inner.open < cap {
+            if let Err(i) = limit::acquire_all(&self.limits) {
                 let (tx, rx) = oneshot::channel();
                 inner.waiters.push_back(tx);
-                Step::Wait(rx)
+                return Ok(Step::Limited(i, rx));
             }
-        };
-        let rx = match step {
-            Step::Ready(p) => return Ok(p),
-            Step::Open(slot) => return self.open_new(slot).await,
-            Step::Wait(rx) => rx,
-        };
-        self.counters.waiting.fetch_add(1, Ordering::Relaxed);
-        let started = Instant::now();
-        let got = tokio::time::timeout_at(deadline.into(), rx).await;
-        self.counters.waiting.fetch_sub(1, Ordering::Relaxed);
-        match got {
-            Ok(Ok(Grant::Conn(c))) => Ok(c),
-            Ok(Ok(Grant::Slot(slot))) => self.open_new(slot).await,
-            Ok(Err(_)) => Err(PoolError::Closed),
-            Err(_) => Err(PoolError::WaitTimeout {
-                waited_ms: started.elapsed().as_millis(),
-            }),
+            inner.open += 1;
+            return Ok(Step::Open(Slot {
+                pool: Some(self.clone()),
+            }));
         }
+        let (tx, rx) = oneshot::channel();
+        inner.waiters.push_back(tx);
+        Ok(Step::Wait(rx))
     }
 
     async fn open_new(self: &Arc<Self>, slot: Slot) -> Result<Pooled, PoolError> {
@@ -160,12 +321,25 @@ impl Pool {
     /// Returns a clean connection: to the longest waiter if any, else idle.
     fn checkin(self: &Arc<Self>, mut conn: Box<ServerConn>) {
         let mut inner = self.lock();
-        if inner.closed || conn.epoch < self.epoch.load(Ordering::Relaxed) || !conn.is_reusable() {
+        let now = Instant::now();
+        let too_old = older_than(
+            conn.created,
+            self.settings.lifetime_ms.load(Ordering::Relaxed),
+            now,
+        );
+        let over_size =
+            inner.open > self.settings.size.load(Ordering::Relaxed) && inner.waiters.is_empty();
+        if inner.closed
+            || too_old
+            || over_size
+            || conn.epoch < self.epoch.load(Ordering::Relaxed)
+            || !conn.is_reusable()
+        {
             drop(inner);
             self.release_slot();
             return;
         }
-        conn.last_used = Instant::now();
+        conn.last_used = now;
         let mut offer = Grant::Conn(Pooled::new(self.clone(), conn));
         while let Some(tx) = inner.waiters.pop_front() {
             match tx.send(offer) {
@@ -176,6 +350,14 @@ impl Pool {
         if let Grant::Conn(mut pooled) = offer {
             if let Some(conn) = pooled.take() {
                 inner.idle.push(conn);
+            }
+        }
+        drop(inner);
+        // A pool waiting on a shared limit may now close this idle
+        // connection to make room.
+        for l in &self.limits {
+            if l.has_waiters() {
+                l.wake_members();
             }
         }
     }
@@ -197,7 +379,7 @@ impl Pool {
             // Forget the slot without passing it on again.
             slot.pool = None;
         }
-        inner.open -= 1;
+        self.forget(&mut inner, 1);
     }
 
     /// Closes idle connections and refuses new checkouts.
@@ -206,7 +388,7 @@ impl Pool {
         inner.closed = true;
         let n = inner.idle.len();
         inner.idle.clear();
-        inner.open -= n;
+        self.forget(&mut inner, n);
         inner.waiters.clear();
     }
 
@@ -222,7 +404,40 @@ impl Pool {
         let mut inner = self.lock();
         let n = inner.idle.len();
         inner.idle.clear();
-        inner.open -= n;
+        self.forget(&mut inner, n);
+    }
+
+    /// Closes idle connections past `server_idle_timeout` or
+    /// `server_lifetime`; returns how many.
+    pub fn reap(&self) -> usize {
+        let mut inner = self.lock();
+        let now = Instant::now();
+        let before = inner.idle.len();
+        inner.idle.retain(|c| !self.expired(c, now));
+        let n = before - inner.idle.len();
+        self.forget(&mut inner, n);
+        n
+    }
+
+    /// When the longest-idle connection was last used.
+    fn oldest_idle(&self) -> Option<Instant> {
+        self.lock().idle.first().map(|c| c.last_used)
+    }
+
+    /// Closes the longest-idle connection (to free a shared limit's permit).
+    fn close_oldest_idle(&self) -> bool {
+        let mut inner = self.lock();
+        if inner.idle.is_empty() {
+            return false;
+        }
+        inner.idle.remove(0);
+        self.forget(&mut inner, 1);
+        true
+    }
+
+    /// A limit this pool shares freed a permit.
+    fn wake_limited(&self) {
+        self.limit_freed.notify_waiters();
     }
 
     /// Connections of this pool currently lent out: the outstanding work
@@ -232,7 +447,7 @@ impl Pool {
     }
 
     pub fn set_size(&self, size: usize) {
-        self.max_size.store(size.max(1), Ordering::Relaxed);
+        self.settings.size.store(size.max(1), Ordering::Relaxed);
     }
 
     /// (open, idle, waiting) for diagnostics.
