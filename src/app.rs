@@ -9,14 +9,20 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
+use crate::lifecycle::ShutdownKind;
 use crate::state::State;
 
 /// A running proxy.
 pub struct App {
     pub state: Arc<State>,
     pub local_addr: SocketAddr,
+    /// Stops background tasks (monitors, reaper).
     shutdown: CancellationToken,
+    /// Stops accepting clients.
+    accept: CancellationToken,
     tracker: TaskTracker,
+    /// One task per client connection.
+    clients: TaskTracker,
 }
 
 impl App {
@@ -26,7 +32,9 @@ impl App {
         let listener = bind(state.config.proxy.listen)?;
         let local_addr = listener.local_addr()?;
         let shutdown = CancellationToken::new();
+        let accept = CancellationToken::new();
         let tracker = TaskTracker::new();
+        let clients = TaskTracker::new();
         // One health monitor per database; its first round runs at once, so
         // the primary is usually known before the first client arrives.
         for db in state.databases.values() {
@@ -36,21 +44,61 @@ impl App {
         tracker.spawn(crate::client::serve(
             state.clone(),
             listener,
-            shutdown.clone(),
-            tracker.clone(),
+            accept.clone(),
+            clients.clone(),
         ));
         tracing::info!(listen = %local_addr, databases = state.databases.len(), "pgferry listening");
         Ok(App {
             state,
             local_addr,
             shutdown,
+            accept,
             tracker,
+            clients,
         })
+    }
+
+    /// Shuts down as `kind` says (see [`ShutdownKind`]); a stronger request
+    /// made meanwhile (a SIGINT during a drain) takes over. Returns when the
+    /// process may exit.
+    pub async fn shutdown(self, kind: ShutdownKind) {
+        self.accept.cancel();
+        self.clients.close();
+        let lifecycle = &self.state.lifecycle;
+        let mut kind = kind;
+        if kind == ShutdownKind::WaitForClients {
+            tracing::info!(
+                clients = self.clients.len(),
+                "shutdown: waiting for clients to disconnect"
+            );
+            tokio::select! {
+                _ = self.clients.wait() => {}
+                k = lifecycle.wait_for(ShutdownKind::Graceful) => kind = k,
+            }
+        }
+        if kind == ShutdownKind::Graceful {
+            let timeout = self.state.config.proxy.shutdown_timeout;
+            tracing::info!(
+                clients = self.clients.len(),
+                timeout_ms = timeout.as_millis() as u64,
+                "shutdown: letting clients finish their transactions"
+            );
+            lifecycle.draining.cancel();
+            tokio::select! {
+                _ = self.clients.wait() => {}
+                _ = tokio::time::sleep(timeout) => {
+                    tracing::warn!(clients = self.clients.len(), "shutdown_timeout reached; closing the remaining clients");
+                }
+                _ = lifecycle.wait_for(ShutdownKind::Fast) => {}
+            }
+        }
+        self.stop().await;
     }
 
     /// Stops accepting and closes pools. Client tasks end as their sockets
     /// close; the process exits after this returns.
     pub async fn stop(self) {
+        self.accept.cancel();
         self.shutdown.cancel();
         self.tracker.close();
         for db in self.state.databases.values() {

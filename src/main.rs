@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use pgferry::config::{Config, ConfigError, LogFormat};
+use pgferry::lifecycle::ShutdownKind;
 
 #[derive(Parser)]
 #[command(
@@ -84,13 +85,17 @@ async fn run(config: Config) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    wait_for_signal().await;
-    tracing::info!("shutting down");
-    app.stop().await;
+    let state = app.state.clone();
+    tokio::spawn(forward_signals(state.clone()));
+    let kind = state.lifecycle.wait_for(ShutdownKind::WaitForClients).await;
+    tracing::info!(?kind, "shutting down");
+    app.shutdown(kind).await;
     ExitCode::SUCCESS
 }
 
-async fn wait_for_signal() {
+/// SIGTERM asks for a graceful shutdown, SIGINT (Ctrl-C) for a fast one;
+/// a SIGINT during a graceful drain ends it at once.
+async fn forward_signals(state: std::sync::Arc<pgferry::state::State>) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
@@ -98,19 +103,22 @@ async fn wait_for_signal() {
             signal(SignalKind::terminate()),
             signal(SignalKind::interrupt()),
         ) {
-            (Ok(mut term), Ok(mut int)) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = int.recv() => {}
-                }
-            }
+            (Ok(mut term), Ok(mut int)) => loop {
+                let kind = tokio::select! {
+                    _ = term.recv() => ShutdownKind::Graceful,
+                    _ = int.recv() => ShutdownKind::Fast,
+                };
+                state.lifecycle.request(kind);
+            },
             _ => {
                 let _ = tokio::signal::ctrl_c().await;
+                state.lifecycle.request(ShutdownKind::Fast);
             }
         }
     }
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+        state.lifecycle.request(ShutdownKind::Fast);
     }
 }

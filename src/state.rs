@@ -58,6 +58,8 @@ pub struct State {
     pub policy: FunctionPolicy,
     /// Clients pinned to their server connection, by reason (ever).
     pins: Mutex<HashMap<&'static str, u64>>,
+    /// Shutdown requests and the drain token sessions watch.
+    pub lifecycle: crate::lifecycle::Lifecycle,
 }
 
 impl State {
@@ -111,6 +113,7 @@ impl State {
             mock_key,
             policy,
             pins: Mutex::new(HashMap::new()),
+            lifecycle: crate::lifecycle::Lifecycle::default(),
         }
     }
 }

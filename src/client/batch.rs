@@ -47,18 +47,31 @@ impl Session {
             if self.discard_until_sync || self.discard_bytes > 0 {
                 self.discard_local();
             }
+            // Between transactions: a draining pgferry closes the client here
+            // (before anything of its next request reached a server).
+            if self.state.lifecycle.draining.is_cancelled() {
+                return Err(ClientError::ShuttingDown);
+            }
             let need = self.head_len()?;
             if self.io.rbuf.len() < need || self.discard_until_sync || self.discard_bytes > 0 {
                 self.io.flush().await?;
                 self.io.shrink_idle();
                 let idle_limit = self.state.config.proxy.client_idle_timeout;
-                let read = if idle_limit.is_zero() || !self.io.rbuf.is_empty() {
-                    self.io.read_more().await
-                } else {
-                    // Cancel-safe: read_more is.
-                    tokio::time::timeout(idle_limit, self.io.read_more())
-                        .await
-                        .unwrap_or(Err(ClientError::IdleTimeout))
+                let draining = &self.state.lifecycle.draining;
+                let io = &mut self.io;
+                // Cancel-safe: read_more is.
+                let read = async {
+                    if idle_limit.is_zero() || !io.rbuf.is_empty() {
+                        io.read_more().await
+                    } else {
+                        tokio::time::timeout(idle_limit, io.read_more())
+                            .await
+                            .unwrap_or(Err(ClientError::IdleTimeout))
+                    }
+                };
+                let read = tokio::select! {
+                    r = read => r,
+                    _ = draining.cancelled() => Err(ClientError::ShuttingDown),
                 };
                 match read {
                     Ok(_) => continue,
@@ -375,6 +388,10 @@ impl Session {
                     return Err(ClientError::IdleInTransaction);
                 }
                 Outcome::ClientIdle => return Err(ClientError::IdleTimeout),
+                Outcome::ShuttingDown => {
+                    self.held = Some(conn);
+                    return Err(ClientError::ShuttingDown);
+                }
             }
         }
         self.fail_with(ClientError::NoServer).map(|_| Flow::Next)

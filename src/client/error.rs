@@ -53,6 +53,8 @@ pub enum ClientError {
     IdleInTransaction,
     #[error("terminating connection due to idle-session timeout (client_idle_timeout)")]
     IdleTimeout,
+    #[error("terminating connection because pgferry is shutting down")]
+    ShuttingDown,
     #[error("user \"{0}\" is not allowed to use the admin console (not in admin_users)")]
     NotAdmin(String),
     #[error("no primary for database \"{database}\" within failover_timeout (waited {} ms)", waited.as_millis())]
@@ -147,6 +149,9 @@ impl ClientError {
                 sqlstate::IDLE_IN_TRANSACTION_SESSION_TIMEOUT,
                 format!("pgferry: {self}"),
             ),
+            ClientError::ShuttingDown => {
+                fatal(sqlstate::ADMIN_SHUTDOWN, format!("pgferry: {self}"))
+            }
             ClientError::IdleTimeout => {
                 fatal(sqlstate::IDLE_SESSION_TIMEOUT, format!("pgferry: {self}"))
             }

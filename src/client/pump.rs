@@ -16,6 +16,7 @@ use std::task::{Context, Poll};
 use bytes::{Buf, BytesMut};
 use tokio::io::AsyncWrite;
 use tokio_util::io::poll_read_buf;
+use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use super::io::{ClientIo, READ_CHUNK};
 use std::collections::VecDeque;
@@ -60,6 +61,8 @@ pub enum Outcome {
     IdleInTransaction,
     /// The client sat idle past `client_idle_timeout`.
     ClientIdle,
+    /// pgferry is draining for shutdown and the client is idle.
+    ShuttingDown,
 }
 
 /// What the pump is waiting for, for its timers.
@@ -178,6 +181,9 @@ pub struct Pump<'a> {
     refuse_pins: bool,
     /// `query_timeout` / `idle_transaction_timeout` (None: both off).
     timeouts: Option<Timeouts>,
+    /// Held connections (session mode, pinned clients): ends an idle
+    /// client's session when pgferry drains for shutdown.
+    drain: Option<Pin<&'a mut WaitForCancellationFutureOwned>>,
     /// Transaction/statement mode: the client's named statements, shared
     /// across server connections (see `prepared`).
     stmts: Option<&'a mut ClientStatements>,
@@ -239,6 +245,7 @@ impl<'a> Pump<'a> {
             record: None,
             refuse_pins: false,
             timeouts: None,
+            drain: None,
             stmts: None,
             stmt_cap: 0,
             staging: false,
@@ -279,6 +286,13 @@ impl<'a> Pump<'a> {
                 cancelled: false,
             });
         }
+        self
+    }
+
+    /// Ends the pump with `Outcome::ShuttingDown` when `drain` completes
+    /// while the client is idle.
+    pub fn draining(mut self, drain: Pin<&'a mut WaitForCancellationFutureOwned>) -> Self {
+        self.drain = Some(drain);
         self
     }
 
@@ -461,7 +475,7 @@ impl<'a> Pump<'a> {
                 return Poll::Ready(Outcome::ClientGone);
             }
             if !progress {
-                if self.timeouts.is_some() {
+                if self.timeouts.is_some() || self.drain.is_some() {
                     if let Some(out) = self.poll_timeouts(cx) {
                         return Poll::Ready(out);
                     }
@@ -484,6 +498,13 @@ impl<'a> Pump<'a> {
         } else {
             Phase::Idle
         };
+        if phase == Phase::Idle {
+            if let Some(drain) = self.drain.as_mut() {
+                if drain.as_mut().poll(cx).is_ready() {
+                    return Some(Outcome::ShuttingDown);
+                }
+            }
+        }
         let t = self.timeouts.as_mut()?;
         if t.phase != phase {
             t.phase = phase;

@@ -2,11 +2,13 @@
 //! the primary's pool, lets the pump forward until a release point, and
 //! answers locally when no server can take the work.
 
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
+use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use super::cancel::{CancelKey, CancelTarget};
 use super::io::ClientIo;
@@ -87,6 +89,9 @@ pub struct Session {
     pub(super) track: Tracker,
     /// Session mode: the connection held for the client's whole life.
     pub(super) held: Option<Pooled>,
+    /// Completes when pgferry drains for shutdown; made on first use by a
+    /// held connection (one allocation per such session).
+    pub(super) drain: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
     pub(super) sbuf: BytesMut,
     /// Discard client messages up to the next Sync (an error was already
     /// reported for the batch they belong to).
@@ -147,6 +152,7 @@ impl Session {
             key,
             track: Tracker::default(),
             held: None,
+            drain: None,
             sbuf: BytesMut::new(),
             discard_until_sync: false,
             discard_bytes: 0,
@@ -339,6 +345,10 @@ impl Session {
                     self.track.needs_rollback = false;
                     rollback(&mut conn).await;
                 }
+                if self.state.lifecycle.draining.is_cancelled() {
+                    self.held = Some(conn);
+                    return Err(ClientError::ShuttingDown);
+                }
                 if self.replay.unreplayable.is_some() {
                     self.held = Some(conn);
                 } else {
@@ -362,6 +372,10 @@ impl Session {
             Outcome::ClientIdle => {
                 self.held = Some(conn);
                 Err(ClientError::IdleTimeout)
+            }
+            Outcome::ShuttingDown => {
+                self.held = Some(conn);
+                Err(ClientError::ShuttingDown)
             }
             Outcome::ServerGone(_) | Outcome::Retry => {
                 tracing::warn!(
@@ -404,6 +418,15 @@ impl Session {
         let refuse = self.mode != PoolMode::Session
             && self.state.config.proxy.pin_policy == crate::config::PinPolicy::Error;
         let proxy = &self.state.config.proxy;
+        let held = self.mode == PoolMode::Session || self.replay.unreplayable.is_some();
+        let pump = if held {
+            let drain = self.drain.get_or_insert_with(|| {
+                Box::pin(self.state.lifecycle.draining.clone().cancelled_owned())
+            });
+            pump.draining(drain.as_mut())
+        } else {
+            pump
+        };
         let pump = pump
             .recording(&mut self.replay)
             .refusing_pins(refuse)

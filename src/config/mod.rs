@@ -208,6 +208,9 @@ pub struct ProxyConfig {
     /// `query_timeout`, default "0s" (off): a query running longer than this is cancelled
     /// (the client gets 57014 and keeps its connection).
     pub query_timeout: Duration,
+    /// `shutdown_timeout`, default "30s": on SIGTERM, how long clients may take to finish
+    /// their transactions before the rest are closed.
+    pub shutdown_timeout: Duration,
     /// The routing keys in `[proxy]`: defaults for every database.
     pub routing: RoutingConfig,
 }
@@ -330,6 +333,7 @@ impl Default for ProxyConfig {
             client_idle_timeout: Duration::ZERO,
             idle_transaction_timeout: Duration::ZERO,
             query_timeout: Duration::ZERO,
+            shutdown_timeout: Duration::from_secs(30),
             routing: RoutingConfig::default(),
         }
     }

@@ -116,6 +116,7 @@ fn proxy(mut w: Walker<'_>) -> ProxyConfig {
         client_idle_timeout:    w.duration("client_idle_timeout").unwrap_or(d.client_idle_timeout),
         idle_transaction_timeout: w.duration("idle_transaction_timeout").unwrap_or(d.idle_transaction_timeout),
         query_timeout:          w.duration("query_timeout").unwrap_or(d.query_timeout),
+        shutdown_timeout:       w.duration("shutdown_timeout").unwrap_or(d.shutdown_timeout),
         routing:                routing(&mut w, &d.routing),
     };
     w.finish();

@@ -975,6 +975,7 @@ fn shipped_example_documents_every_key() {
         "client_idle_timeout",
         "idle_transaction_timeout",
         "query_timeout",
+        "shutdown_timeout",
         "level",
         "format",
         "name",
