@@ -475,3 +475,41 @@ async fn deallocate_and_duplicate_parse_act_on_the_clients_own_statements() {
     let (err, rows) = until_ready(&mut b).await;
     assert_eq!((err, rows.len()), (None, 1));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_after_a_flushed_read_batch_runs_on_the_primary() {
+    // asyncpg's copy_records_to_table: Parse + Describe + Flush (no Sync),
+    // then a COPY FROM STDIN Query and its data.
+    let c = shared_cluster();
+    app_sql(
+        c,
+        0,
+        "DROP TABLE IF EXISTS flushed_copy; CREATE TABLE flushed_copy (a int, b text); GRANT ALL ON flushed_copy TO app",
+    );
+    let p = Proxy::start(&config(
+        c,
+        "transaction",
+        2,
+        "auth_method = \"trust\"\nroute = \"auto\"",
+    ));
+    let mut r = raw_login_trust(p.port).await;
+    let mut m = parse_msg("s1", "SELECT * FROM flushed_copy LIMIT 1");
+    m.extend_from_slice(&message(b'D', b"Ss1\0"));
+    m.extend_from_slice(&message(b'H', b""));
+    r.send(&m).await;
+    loop {
+        let (tag, _) = r.recv(Duration::from_secs(5)).await.expect("describe");
+        if tag == b'T' {
+            break;
+        }
+    }
+    r.send(&query_msg("COPY flushed_copy FROM STDIN")).await;
+    let (tag, _) = r.recv(Duration::from_secs(5)).await.expect("copy in");
+    assert_eq!(tag, b'G', "CopyInResponse");
+    let mut m = message(b'd', b"2\tb\n");
+    m.extend_from_slice(&message(b'c', b""));
+    r.send(&m).await;
+    let (err, tags, _) = tags_until_ready(&mut r).await;
+    assert_eq!((err, tags), (None, vec!["COPY 1".to_owned()]));
+    assert_eq!(app_sql(c, 0, "SELECT count(*) FROM flushed_copy"), "1");
+}

@@ -282,7 +282,52 @@ impl Session {
             }
             _ => {}
         }
+        if facts.verdict == Verdict::ReadOnly
+            && msg[0] != tag::QUERY
+            && !self.rest_of_batch_reads(head)
+        {
+            // A read may go to a replica and be retried, so the whole batch
+            // must be a read: what follows the head up to its Sync, all of
+            // it in the buffer.
+            facts.verdict = Verdict::Write;
+        }
         facts
+    }
+
+    /// Whether every statement after the head (`head` bytes) up to the
+    /// batch's Sync is read-only, and the Sync has arrived. A Query before
+    /// the Sync (a client that flushed instead of syncing) counts too.
+    fn rest_of_batch_reads(&self, head: usize) -> bool {
+        let max = self.state.config.proxy.max_message_size;
+        let mut at = head;
+        while let Ok(Some(h)) = frame::header(&self.io.rbuf[at..], max) {
+            let Some(msg) = self.io.rbuf.get(at..at + h.total_len()) else {
+                return false;
+            };
+            match h.tag {
+                tag::SYNC => return true,
+                tag::QUERY | tag::PARSE => {
+                    let facts = route::facts(route::head_text(msg), &self.state.policy);
+                    if facts.verdict != Verdict::ReadOnly || h.tag == tag::QUERY {
+                        return facts.verdict == Verdict::ReadOnly && facts.tx == TxEffect::None;
+                    }
+                }
+                tag::BIND => {
+                    let known = statement_name(msg)
+                        .filter(|n| !n.is_empty())
+                        .and_then(|n| self.verdicts.get(n));
+                    if matches!(known, Some(v) if *v != Verdict::ReadOnly) {
+                        return false;
+                    }
+                }
+                tag::FUNCTION_CALL | tag::COPY_DATA | tag::COPY_DONE | tag::COPY_FAIL => {
+                    return false
+                }
+                _ => {}
+            }
+            at += h.total_len();
+        }
+        false
     }
 
     /// Runs one batch (and, on the primary, whatever the client pipelines

@@ -563,8 +563,16 @@ impl<'a> Pump<'a> {
             if self.track.terminated {
                 break;
             }
-            if self.one_batch && self.track.pending > 0 && self.track.tx == TxStatus::Idle {
-                // The batch is complete; what follows waits for its own route.
+            if self.one_batch
+                && self.track.pending > 0
+                && self.track.tx == TxStatus::Idle
+                && !matches!(
+                    self.io.rbuf.get(self.c_scanned),
+                    Some(&(tag::COPY_DATA | tag::COPY_DONE | tag::COPY_FAIL))
+                )
+            {
+                // The batch is complete; what follows waits for its own route
+                // (COPY data always belongs to the batch before it).
                 break;
             }
             let Some(mut h) = frame::header(&self.io.rbuf[self.c_scanned..], self.max_message)?

@@ -97,19 +97,21 @@ impl SessionState {
             return;
         }
         if parts.len() > 1 {
-            // A mixed multi-statement query: look at each statement for
-            // state that cannot move (a SET among them makes the whole
-            // query unmovable, below).
+            // A mixed multi-statement query, statement by statement, in
+            // order: RESET ALL resets as on its own (asyncpg's pool reset
+            // ends with it); any other SET or RESET makes the session
+            // unmovable (it may be rolled back with the others).
             for part in &parts {
-                if set_effect(part).is_none() {
-                    self.observe_other(part);
+                match set_effect(part) {
+                    None => self.observe_other(part),
+                    Some(SetEffect::ResetAll) if !in_block => self.reset_everything(),
+                    Some(_) => self.unreplayable = Some("SET inside a multi-statement query"),
                 }
             }
+            return;
         }
         let text = sql.trim();
-        let single = parts.len() <= 1;
         match set_effect(text) {
-            Some(_) if !single => self.unreplayable = Some("SET inside a multi-statement query"),
             Some(_) if in_block => self.unreplayable = Some("SET inside a transaction block"),
             Some(SetEffect::Set(name)) => self.record(&name, text),
             Some(SetEffect::Reset(name)) => {
@@ -118,13 +120,17 @@ impl SessionState {
                     self.generation += 1;
                 }
             }
-            Some(SetEffect::ResetAll) => {
-                self.sets = ParamSet::new();
-                self.generation += 1;
-                self.reset_all = true;
-            }
+            Some(SetEffect::ResetAll) => self.reset_everything(),
             None => self.observe_other(text),
         }
+    }
+
+    /// RESET ALL: every parameter back to its default (pgferry applies the
+    /// client's startup parameters again before its next statement).
+    fn reset_everything(&mut self) {
+        self.sets = ParamSet::new();
+        self.generation += 1;
+        self.reset_all = true;
     }
 
     fn observe_other(&mut self, text: &str) {
@@ -382,6 +388,20 @@ mod tests {
         assert_eq!(s.unreplayable, Some("prepared statements"));
         assert_eq!(after(&["CREATE TABLE t (a int)"]).unreplayable, None);
         assert_eq!(after(&["SELECT 1; LISTEN ch"]).unreplayable, Some("LISTEN"));
+        // Not only the first statement of a multi-statement query counts.
+        assert_eq!(
+            after(&["SELECT 1; SET search_path = pg_catalog"]).unreplayable,
+            Some("SET inside a multi-statement query")
+        );
+        // asyncpg's pool reset: everything cleared, parameters reset.
+        let s = after(&[
+            "SET work_mem = '1MB'",
+            "LISTEN ch",
+            "SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL;",
+        ]);
+        assert_eq!(s.unreplayable, None);
+        assert!(s.reset_all);
+        assert!(s.sets.get("work_mem").is_none());
         assert_eq!(after(&["SELECT 1; SELECT 2"]).unreplayable, None);
         let mut s = after(&["LISTEN a", "DISCARD ALL"]);
         assert_eq!(s.unreplayable, None);
