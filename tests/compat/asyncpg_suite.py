@@ -215,7 +215,7 @@ async def main():
             print(f"ok   asyncpg {check.__name__}", flush=True)
             passed += 1
         except Exception as e:  # noqa: BLE001 - report and go on
-            print(f"FAIL asyncpg {check.__name__}: {type(e).__name__}: {e!r}"[:2000], flush=True)
+            print(f"FAIL asyncpg {check.__name__}: {type(e).__name__}: {e}"[:2000], flush=True)
             failed += 1
     print(f"asyncpg: {passed} passed, {failed} failed")
     return failed

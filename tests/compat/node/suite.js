@@ -160,12 +160,17 @@ async function errorMidTransaction() {
   }
 }
 
-const CHECKS = [namedStatements, cursorChunks, transactions, errorMidTransaction];
+const CHECKS = [
+  ['named_statements', namedStatements],
+  ['cursor_chunks', cursorChunks],
+  ['transactions', transactions],
+  ['error_mid_transaction', errorMidTransaction],
+];
 
 async function main() {
   let passed = 0;
   let failed = 0;
-  for (const check of CHECKS) {
+  for (const [name, check] of CHECKS) {
     let timer;
     try {
       await Promise.race([
@@ -174,10 +179,10 @@ async function main() {
           timer = setTimeout(() => reject(new Error('timed out after 120 s')), 120000);
         }),
       ]);
-      console.log(`ok   node-postgres ${check.name}`);
+      console.log(`ok   node-postgres ${name}`);
       passed++;
     } catch (e) {
-      console.log(`FAIL node-postgres ${check.name}: ${String(e && e.stack ? e.stack : e).split('\n').slice(0, 4).join(' | ')}`);
+      console.log(`FAIL node-postgres ${name}: ${String(e && e.stack ? e.stack : e).split('\n').slice(0, 4).join(' | ')}`);
       failed++;
     } finally {
       clearTimeout(timer);
