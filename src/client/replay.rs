@@ -43,8 +43,8 @@ pub struct SessionState {
     /// A RESET ALL or DISCARD ALL ran: the server connection it ran on is
     /// back to its defaults (startup parameters applied by pgferry too).
     pub reset_all: bool,
-    /// A DEALLOCATE ALL ran: the server connection has no prepared
-    /// statements any more.
+    /// A DEALLOCATE ALL or DISCARD ALL ran: the server connection has no
+    /// prepared statements any more (RESET ALL keeps them).
     pub deallocated: bool,
 }
 
@@ -145,6 +145,7 @@ impl SessionState {
                 *self = SessionState {
                     generation: self.generation + 1,
                     reset_all: true,
+                    deallocated: true,
                     ..SessionState::default()
                 };
                 return;
@@ -401,11 +402,14 @@ mod tests {
         ]);
         assert_eq!(s.unreplayable, None);
         assert!(s.reset_all);
+        assert!(!s.deallocated, "RESET ALL keeps prepared statements");
         assert!(s.sets.get("work_mem").is_none());
+        assert!(after(&["DISCARD ALL"]).deallocated);
         assert_eq!(after(&["SELECT 1; SELECT 2"]).unreplayable, None);
         let mut s = after(&["LISTEN a", "DISCARD ALL"]);
         assert_eq!(s.unreplayable, None);
         s.reset_all = false;
+        s.deallocated = false;
         assert_eq!(
             s,
             SessionState {

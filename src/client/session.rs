@@ -454,9 +454,7 @@ impl Session {
             // The client's SET statements ran on this connection.
             conn.params.applied_sets = self.replay.sets.clone();
         }
-        let dropped_statements =
-            std::mem::take(&mut self.replay.deallocated) || self.replay.reset_all;
-        if dropped_statements {
+        if std::mem::take(&mut self.replay.deallocated) {
             // DISCARD ALL / DEALLOCATE ALL ran on this connection: its
             // statements are gone, and so are the client's.
             conn.statements.clear();
