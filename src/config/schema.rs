@@ -107,10 +107,31 @@ fn proxy(mut w: Walker<'_>) -> ProxyConfig {
         pause_timeout:          w.duration("pause_timeout").unwrap_or(d.pause_timeout),
         pin_policy:             w.keyword("pin_policy").unwrap_or(d.pin_policy),
         max_prepared_statements: w.count("max_prepared_statements", 1).unwrap_or(d.max_prepared_statements),
+        auth_file:              w.parsed("auth_file", non_empty).map(Into::into),
+        auth_user:              w.parsed("auth_user", non_empty),
+        auth_query:             w.parsed("auth_query", non_empty).unwrap_or(d.auth_query),
+        auth_dbname:            w.parsed("auth_dbname", non_empty),
+        auth_cache_ttl:         w.duration("auth_cache_ttl").unwrap_or(d.auth_cache_ttl),
+        auth_failure_delay:     w.duration("auth_failure_delay").unwrap_or(d.auth_failure_delay),
+        auth_failure_max_delay: w.duration("auth_failure_max_delay").unwrap_or(d.auth_failure_max_delay),
         routing:                routing(&mut w, &d.routing),
     };
+    if proxy.auth_failure_max_delay < proxy.auth_failure_delay {
+        w.report(
+            "auth_failure_max_delay",
+            "must not be less than auth_failure_delay",
+        );
+    }
     w.finish();
     proxy
+}
+
+fn non_empty(s: &str) -> Result<String, String> {
+    if s.is_empty() {
+        Err("must not be empty (leave the key out instead)".to_owned())
+    } else {
+        Ok(s.to_owned())
+    }
 }
 
 /// The routing keys of `[proxy]` or of one `[databases.NAME]`, unset ones from `base`.
