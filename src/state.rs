@@ -151,9 +151,14 @@ impl State {
         v
     }
 
+    /// Builds the state from a config alone (no `auth_file` users).
+    pub fn build(config: Config) -> State {
+        State::build_with_users(config, Vec::new())
+    }
+
     /// Builds the state from a config and the users of its `auth_file`
     /// (already read; see [`crate::auth::userlist`]).
-    pub fn build(config: Config, file_users: Vec<UserlistEntry>) -> State {
+    pub fn build_with_users(config: Config, file_users: Vec<UserlistEntry>) -> State {
         let config = Arc::new(config);
         let policy = function_policy(&config.proxy);
         let mut users: HashMap<String, UserAuth> = file_users
@@ -352,7 +357,7 @@ mod tests {
              [databases.db]\nhosts = [\"127.0.0.1:1\"]\npool_size = 3\npool_mode = \"session\"\n",
         )
         .unwrap();
-        let state = State::build(
+        let state = State::build_with_users(
             config,
             vec![
                 file_user("app", "from-file"),
@@ -390,7 +395,7 @@ mod tests {
              [databases.db]\nhosts = [\"127.0.0.1:1\"]\n"
         ))
         .unwrap();
-        let state = State::build(
+        let state = State::build_with_users(
             config,
             vec![file_user("f", "md5bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb")],
         );

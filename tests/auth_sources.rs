@@ -321,3 +321,27 @@ async fn failed_logins_slow_down_per_address_only() {
     assert!(!ok);
     assert!(t < Duration::from_millis(350), "after a success took {t:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_auth_query_fails_without_leaking_its_details() {
+    let c = shared_cluster();
+    let p = Proxy::start(&config_with(
+        c,
+        "transaction",
+        "auth_user = \"app\"\nauth_query = \"SELECT a, b FROM no_such_secret_table WHERE a = $1\"",
+        "",
+    ));
+    let e = try_connect(&p.url("someone", "pw", "app"))
+        .await
+        .expect_err("lookup fails");
+    let db = e.as_db_error().expect("an ErrorResponse");
+    assert_eq!(db.code().code(), "08006", "{db:?}");
+    assert!(!db.message().contains("no_such_secret_table"), "{db:?}");
+    assert!(
+        p.log().contains("no_such_secret_table"),
+        "details are logged"
+    );
+    // Configured users are not affected.
+    let app = connect(&p.url("app", "secret", "app")).await;
+    assert_eq!(current_user(&app).await, "app");
+}

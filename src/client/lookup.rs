@@ -75,12 +75,22 @@ async fn run_auth_query(
     if let Some(dbname) = &state.config.proxy.auth_dbname {
         spec.database = dbname.clone();
     }
-    let mut conn = server::connect(&spec).await.inspect_err(|e| {
-        tracing::warn!(auth_user, error = %e, "auth_query: cannot connect as auth_user");
-    })?;
+    // The client learns only that the lookup failed: Postgres's error could
+    // describe the query or the auth user. The details go to our log.
+    let hidden = |what: &'static str| {
+        move |e: ServerError| {
+            tracing::warn!(auth_user, error = %e, "{what}");
+            ClientError::Server(ServerError::Protocol(
+                "auth_query lookup failed (see pgferry's log)".into(),
+            ))
+        }
+    };
+    let mut conn = server::connect(&spec)
+        .await
+        .map_err(hidden("auth_query: cannot connect as auth_user"))?;
     let rows = server::extended_query(&mut conn, &state.config.proxy.auth_query, &[user])
         .await
-        .inspect_err(|e| tracing::warn!(auth_user, error = %e, "auth_query failed"))?;
+        .map_err(hidden("auth_query failed"))?;
     // Say goodbye so the server does not log an unexpected EOF.
     let mut bye = bytes::BytesMut::with_capacity(8);
     build::terminate(&mut bye);
