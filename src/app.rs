@@ -28,7 +28,28 @@ pub struct App {
 impl App {
     /// Binds the listener and starts serving in the background.
     pub async fn start(config: Config) -> std::io::Result<App> {
-        let state = Arc::new(State::build(config));
+        let file_users = match &config.proxy.auth_file {
+            Some(path) => {
+                crate::auth::userlist::load(path)
+                    .map_err(|e| {
+                        std::io::Error::new(
+                            e.kind(),
+                            format!("cannot read auth_file {}: {e}", path.display()),
+                        )
+                    })?
+                    .entries
+            }
+            None => Vec::new(),
+        };
+        let state = Arc::new(State::build_with_users(config, file_users));
+        if let Some(auth_user) = &state.config.proxy.auth_user {
+            if !state.users.contains_key(auth_user) {
+                tracing::warn!(
+                    auth_user,
+                    "auth_user is neither in [[users]] nor in auth_file: auth_query cannot run"
+                );
+            }
+        }
         let listener = bind(state.config.proxy.listen)?;
         let local_addr = listener.local_addr()?;
         let shutdown = CancellationToken::new();

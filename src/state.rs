@@ -2,13 +2,17 @@
 //! their authentication material, and per database its topology and pools.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::fmt;
+use std::sync::{Arc, Mutex, RwLock};
 
 use rand::RngCore;
 
 use crate::auth::md5;
+use crate::auth::passthrough::PassThrough;
 use crate::auth::secret::ScramSecret;
+use crate::auth::userlist::UserlistEntry;
 use crate::client::cancel::CancelRegistry;
+use crate::client::ratelimit::FailureLimiter;
 use crate::config::{Config, Password, PoolMode};
 use crate::pool::{Limit, PauseGate, Pool, PoolSettings};
 use crate::router::classify::FunctionPolicy;
@@ -16,11 +20,39 @@ use crate::server::ConnectSpec;
 use crate::topology::{HealthSettings, Topology};
 
 /// What pgferry can verify a client's password against.
+#[derive(Clone)]
 pub struct UserAuth {
     pub name: String,
     pub scram: Option<ScramSecret>,
     /// The "md5..." hash.
     pub md5: Option<String>,
+    /// The stored form, for logging in to Postgres as this user.
+    pub password: Option<Password>,
+}
+
+/// The md5 hash is a password equivalent: never printed.
+impl fmt::Debug for UserAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UserAuth")
+            .field("name", &self.name)
+            .field("scram", &self.scram)
+            .field("md5", &self.md5.as_ref().map(|_| "<redacted>"))
+            .field("password", &self.password)
+            .finish()
+    }
+}
+
+impl UserAuth {
+    /// Classifies a stored password the way `[[users]]` does (plaintext,
+    /// `md5...`, `SCRAM-SHA-256$...`). An unparsable SCRAM secret leaves the
+    /// user without one (its logins fail like a wrong password).
+    pub fn from_stored(name: &str, password: &str) -> UserAuth {
+        user_auth(name, Password::parse(password).ok().as_ref())
+    }
+
+    pub fn from_password(name: &str, password: &Password) -> UserAuth {
+        user_auth(name, Some(password))
+    }
 }
 
 pub struct Database {
@@ -28,28 +60,77 @@ pub struct Database {
     pub topology: Arc<Topology>,
     /// PAUSE / RESUME of this database.
     pub gate: PauseGate,
-    /// Per user: one pool per node, indexed like the hosts list.
-    pools: HashMap<String, Vec<Arc<Pool>>>,
+    /// Per user: one pool per node, indexed like the hosts list. Users from
+    /// `auth_file` and `auth_query` get theirs at their first login.
+    pools: RwLock<HashMap<String, Vec<Arc<Pool>>>>,
     pool_modes: HashMap<String, PoolMode>,
+    /// Pool mode and size of users without settings of their own.
+    default_mode: PoolMode,
+    default_settings: PoolSettings,
+    /// `max_db_connections`, one limit per host.
+    db_limits: Vec<Arc<Limit>>,
 }
 
 impl Database {
-    pub fn pool(&self, user: &str, node: usize) -> Option<&Arc<Pool>> {
-        self.pools.get(user).and_then(|p| p.get(node))
+    pub fn pool(&self, user: &str, node: usize) -> Option<Arc<Pool>> {
+        let pools = self.pools.read().unwrap_or_else(|p| p.into_inner());
+        pools.get(user).and_then(|p| p.get(node)).cloned()
     }
 
     pub fn pool_mode(&self, user: &str) -> Option<PoolMode> {
-        self.pool_modes.get(user).copied()
+        Some(
+            self.pool_modes
+                .get(user)
+                .copied()
+                .unwrap_or(self.default_mode),
+        )
     }
 
-    pub fn pools(&self) -> impl Iterator<Item = &Arc<Pool>> {
-        self.pools.values().flatten()
+    pub fn pools(&self) -> Vec<Arc<Pool>> {
+        let pools = self.pools.read().unwrap_or_else(|p| p.into_inner());
+        pools.values().flatten().cloned().collect()
+    }
+
+    /// Creates the pools of a user that has none yet (default settings).
+    fn ensure_pools(
+        &self,
+        user: &str,
+        spec: impl Fn(&crate::config::HostAddr) -> ConnectSpec,
+        user_limit: impl Fn(&crate::config::HostAddr) -> Arc<Limit>,
+    ) {
+        let mut pools = self.pools.write().unwrap_or_else(|p| p.into_inner());
+        if pools.contains_key(user) {
+            return;
+        }
+        let per_node = self
+            .topology
+            .hosts()
+            .iter()
+            .zip(&self.db_limits)
+            .map(|(h, db_limit)| {
+                Pool::with_limits(
+                    spec(h),
+                    &self.default_settings,
+                    vec![db_limit.clone(), user_limit(h)],
+                )
+            })
+            .collect();
+        pools.insert(user.to_owned(), per_node);
     }
 }
 
 pub struct State {
     pub config: Arc<Config>,
+    /// `[[users]]` and `auth_file` users (`[[users]]` win on a name clash).
     pub users: HashMap<String, UserAuth>,
+    /// Per user: credentials for server connections learned at run time
+    /// (SCRAM ClientKeys of logged-in clients, md5 hashes); shared with the
+    /// user's pools.
+    passthrough: Mutex<HashMap<String, Arc<PassThrough>>>,
+    /// Answers of `auth_query`, found or not, for `auth_cache_ttl`.
+    pub auth_cache: crate::auth::cache::AuthCache,
+    /// Delays failed logins per client address.
+    pub login_limiter: FailureLimiter,
     pub databases: HashMap<String, Arc<Database>>,
     pub cancels: Arc<CancelRegistry>,
     /// Key for fake SCRAM salts of unknown users (see ScramSecret::mock).
@@ -58,6 +139,9 @@ pub struct State {
     pub policy: FunctionPolicy,
     /// Clients pinned to their server connection, by reason (ever).
     pins: Mutex<HashMap<&'static str, u64>>,
+    /// `max_user_connections` limits, shared by a user's pools in every
+    /// database.
+    user_limits: Mutex<UserLimits>,
     /// Shutdown requests and the drain token sessions watch.
     pub lifecycle: crate::lifecycle::Lifecycle,
 }
@@ -86,35 +170,99 @@ impl State {
         v
     }
 
+    /// Builds the state from a config alone (no `auth_file` users).
     pub fn build(config: Config) -> State {
+        State::build_with_users(config, Vec::new())
+    }
+
+    /// Builds the state from a config and the users of its `auth_file`
+    /// (already read; see [`crate::auth::userlist`]).
+    pub fn build_with_users(config: Config, file_users: Vec<UserlistEntry>) -> State {
         let config = Arc::new(config);
         let policy = function_policy(&config.proxy);
-        let users = config
-            .users
+        let mut users: HashMap<String, UserAuth> = file_users
             .iter()
-            .map(|u| (u.name.clone(), user_auth(&u.name, u.password.as_ref())))
+            .map(|u| (u.name.clone(), UserAuth::from_stored(&u.name, &u.password)))
+            .collect();
+        // [[users]] win over auth_file entries of the same name.
+        for u in &config.users {
+            users.insert(u.name.clone(), user_auth(&u.name, u.password.as_ref()));
+        }
+        let passthrough: HashMap<String, Arc<PassThrough>> = users
+            .values()
+            .map(|u| {
+                let p = PassThrough::default();
+                p.set_md5(u.md5.clone());
+                (u.name.clone(), Arc::new(p))
+            })
             .collect();
         let mut user_limits = UserLimits::new();
         let databases = config
             .databases
             .keys()
             .map(|name| {
-                let db = build_database(&config, name, &mut user_limits);
+                let db = build_database(&config, name, &passthrough, &mut user_limits);
                 (name.clone(), Arc::new(db))
             })
             .collect();
         let mut mock_key = [0u8; 32];
         rand::thread_rng().fill_bytes(&mut mock_key);
+        let auth_cache = crate::auth::cache::AuthCache::new(config.proxy.auth_cache_ttl);
+        let login_limiter = FailureLimiter::new(
+            config.proxy.auth_failure_delay,
+            config.proxy.auth_failure_max_delay,
+        );
         State {
             config,
             users,
+            passthrough: Mutex::new(passthrough),
+            auth_cache,
+            login_limiter,
             databases,
             cancels: Arc::new(CancelRegistry::default()),
             mock_key,
             policy,
             pins: Mutex::new(HashMap::new()),
+            user_limits: Mutex::new(user_limits),
             lifecycle: crate::lifecycle::Lifecycle::default(),
         }
+    }
+}
+
+impl State {
+    /// The run-time credential slot of `user`, created on first use.
+    pub fn passthrough(&self, user: &str) -> Arc<PassThrough> {
+        let mut map = self.passthrough.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(user.to_owned()).or_default().clone()
+    }
+
+    /// Makes sure `user` has pools in `database` (users from `auth_file` or
+    /// `auth_query` get default pool settings); call after a successful login.
+    pub fn ensure_pools(&self, database: &str, user: &str) {
+        let Some(db) = self.databases.get(database) else {
+            return;
+        };
+        let Some(db_config) = self.config.databases.get(database) else {
+            return;
+        };
+        let passthrough = self.passthrough(user);
+        let user_limit = |node: &crate::config::HostAddr| {
+            let mut limits = self.user_limits.lock().unwrap_or_else(|p| p.into_inner());
+            limits
+                .entry((user.to_owned(), node.clone()))
+                .or_insert_with(|| Limit::new(self.config.proxy.max_user_connections))
+                .clone()
+        };
+        let spec = |node: &crate::config::HostAddr| ConnectSpec {
+            node: node.clone(),
+            user: user.to_owned(),
+            database: db_config.dbname.clone(),
+            password: self.users.get(user).and_then(|u| u.password.clone()),
+            passthrough: Some(passthrough.clone()),
+            connect_timeout: self.config.proxy.server_connect_timeout,
+            keepalive: self.config.proxy.tcp_keepalive,
+        };
+        db.ensure_pools(user, spec, user_limit);
     }
 }
 
@@ -130,27 +278,20 @@ fn function_policy(proxy: &crate::config::ProxyConfig) -> FunctionPolicy {
 }
 
 fn user_auth(name: &str, password: Option<&Password>) -> UserAuth {
-    match password {
-        Some(Password::Plain(p)) => UserAuth {
-            name: name.to_owned(),
-            scram: Some(ScramSecret::generate(p)),
-            md5: Some(md5::password_hash(name, p)),
-        },
-        Some(Password::Md5(h)) => UserAuth {
-            name: name.to_owned(),
-            scram: None,
-            md5: Some(h.clone()),
-        },
-        Some(Password::Scram(s)) => UserAuth {
-            name: name.to_owned(),
-            scram: ScramSecret::parse(s).ok(),
-            md5: None,
-        },
-        None => UserAuth {
-            name: name.to_owned(),
-            scram: None,
-            md5: None,
-        },
+    let (scram, md5) = match password {
+        Some(Password::Plain(p)) => (
+            Some(ScramSecret::generate(p)),
+            Some(md5::password_hash(name, p)),
+        ),
+        Some(Password::Md5(h)) => (None, Some(h.clone())),
+        Some(Password::Scram(s)) => (ScramSecret::parse(s).ok(), None),
+        None => (None, None),
+    };
+    UserAuth {
+        name: name.to_owned(),
+        scram,
+        md5,
+        password: password.cloned(),
     }
 }
 
@@ -159,12 +300,14 @@ fn spec(
     dbname: &str,
     user: &crate::config::UserConfig,
     node: &crate::config::HostAddr,
+    passthrough: &HashMap<String, Arc<PassThrough>>,
 ) -> ConnectSpec {
     ConnectSpec {
         node: node.clone(),
         user: user.name.clone(),
         database: dbname.to_owned(),
         password: user.password.clone(),
+        passthrough: passthrough.get(&user.name).cloned(),
         connect_timeout: config.proxy.server_connect_timeout,
         keepalive: config.proxy.tcp_keepalive,
     }
@@ -186,7 +329,12 @@ pub fn pool_settings(config: &Config, db: &str, user: &str) -> PoolSettings {
     }
 }
 
-fn build_database(config: &Config, name: &str, user_limits: &mut UserLimits) -> Database {
+fn build_database(
+    config: &Config,
+    name: &str,
+    passthrough: &HashMap<String, Arc<PassThrough>>,
+    user_limits: &mut UserLimits,
+) -> Database {
     let db = &config.databases[name];
     let monitor = config
         .proxy
@@ -215,7 +363,7 @@ fn build_database(config: &Config, name: &str, user_limits: &mut UserLimits) -> 
                     .or_insert_with(|| Limit::new(user_cap))
                     .clone();
                 Pool::with_limits(
-                    spec(config, &db.dbname, user, h),
+                    spec(config, &db.dbname, user, h, passthrough),
                     &settings,
                     vec![db_limit.clone(), user_limit],
                 )
@@ -225,12 +373,13 @@ fn build_database(config: &Config, name: &str, user_limits: &mut UserLimits) -> 
         pool_modes.insert(user.name.clone(), config.pool_mode_for(name, &user.name));
     }
     let probe_spec = match monitor {
-        Some(u) => spec(config, &db.dbname, u, &db.hosts[0]),
+        Some(u) => spec(config, &db.dbname, u, &db.hosts[0], passthrough),
         None => ConnectSpec {
             node: db.hosts[0].clone(),
             user: String::new(),
             database: db.dbname.clone(),
             password: None,
+            passthrough: None,
             connect_timeout: config.proxy.server_connect_timeout,
             keepalive: false,
         },
@@ -244,7 +393,101 @@ fn build_database(config: &Config, name: &str, user_limits: &mut UserLimits) -> 
             probe_spec,
             HealthSettings::from_config(&config.proxy, &db.routing),
         ),
-        pools,
+        pools: RwLock::new(pools),
         pool_modes,
+        default_mode: db.pool_mode.unwrap_or(config.proxy.pool_mode),
+        default_settings: PoolSettings {
+            size: db.pool_size.unwrap_or(config.proxy.default_pool_size),
+            ..pool_settings(config, name, "")
+        },
+        db_limits,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    const SCRAM: &str = "SCRAM-SHA-256$4096:cGdmZXJyeS1leGFtcGxlIQ==$\
+        f0KxauqiB4dlKIK5oTDo2lCFe7OyoLsXSr3fR5Lq/nM=:LfLAfRXRD4VbTMj8pbekYwdA7lQPvI362RRdVFjSuD0=";
+
+    fn file_user(name: &str, password: &str) -> UserlistEntry {
+        UserlistEntry {
+            name: name.into(),
+            password: password.into(),
+        }
+    }
+
+    #[test]
+    fn config_users_win_over_auth_file_and_file_users_get_pools_on_demand() {
+        let config = Config::parse(
+            "[[users]]\nname = \"app\"\npassword = \"from-config\"\n\
+             [databases.db]\nhosts = [\"127.0.0.1:1\"]\npool_size = 3\npool_mode = \"session\"\n",
+        )
+        .unwrap();
+        let state = State::build_with_users(
+            config,
+            vec![
+                file_user("app", "from-file"),
+                file_user("filer", "md5aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"),
+            ],
+        );
+        let app = &state.users["app"];
+        assert_eq!(
+            app.password.as_ref().map(Password::expose),
+            Some("from-config")
+        );
+        let filer = &state.users["filer"];
+        assert_eq!(
+            filer.md5.as_deref(),
+            Some("md5aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")
+        );
+
+        let db = &state.databases["db"];
+        assert!(db.pool("filer", 0).is_none());
+        state.ensure_pools("db", "filer");
+        let pool = db.pool("filer", 0).unwrap();
+        assert_eq!(pool.spec().user, "filer");
+        assert_eq!(db.default_settings.size, 3, "database default pool size");
+        assert_eq!(db.pool_mode("filer"), Some(PoolMode::Session));
+        // Idempotent: the same pool stays.
+        state.ensure_pools("db", "filer");
+        assert!(Arc::ptr_eq(&pool, &db.pool("filer", 0).unwrap()));
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug() {
+        let config = Config::parse(&format!(
+            "[[users]]\nname = \"a\"\npassword = \"hunter2\"\n\
+             [[users]]\nname = \"c\"\npassword = \"{SCRAM}\"\n\
+             [databases.db]\nhosts = [\"127.0.0.1:1\"]\n"
+        ))
+        .unwrap();
+        let state = State::build_with_users(
+            config,
+            vec![file_user("f", "md5bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb")],
+        );
+        state
+            .passthrough("c")
+            .set_scram_key([0x5a; 32], ScramSecret::parse(SCRAM).unwrap());
+        let mut debug = format!("{:?} {:#?}", state.config, state.users);
+        for db in state.databases.values() {
+            for pool in db.pools() {
+                debug.push_str(&format!("{:?} {:?}", pool.spec(), pool.spec()));
+            }
+        }
+        debug.push_str(&format!("{:?}", state.passthrough("c").scram_key()));
+        for secret in [
+            "hunter2",
+            "bbbbbbbb",
+            "LfLAfRXRD4Vb",
+            "f0KxauqiB4dl",
+            "cGdmZXJyeS1leGFtcGxlIQ",
+            "90, 90",
+        ] {
+            assert!(!debug.contains(secret), "Debug leaked {secret:?}: {debug}");
+        }
+        assert!(debug.contains("<redacted>"));
     }
 }

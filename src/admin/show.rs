@@ -67,11 +67,10 @@ fn nodes(state: &Arc<State>, out: &mut BytesMut) {
         };
         let snap = db.topology.snapshot();
         for (i, (host, n)) in db.topology.hosts().iter().zip(&snap.nodes).enumerate() {
-            let in_flight: usize = state
-                .config
-                .users
+            let in_flight: usize = db
+                .pools()
                 .iter()
-                .filter_map(|u| db.pool(&u.name, i))
+                .filter(|p| p.spec().node == *host)
                 .map(|p| p.in_flight())
                 .sum();
             rows.row(&[

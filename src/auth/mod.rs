@@ -8,9 +8,12 @@
 use hmac::{digest::KeyInit, Hmac, Mac};
 use sha2::{Digest, Sha256};
 
+pub mod cache;
 pub mod md5;
+pub mod passthrough;
 pub mod scram;
 pub mod secret;
+pub mod userlist;
 
 /// Why an authentication exchange failed.
 ///

@@ -19,8 +19,14 @@ use crate::state::State;
 /// Password messages are tiny; anything larger is hostile.
 const MAX_AUTH_MESSAGE: usize = 8192;
 
-pub async fn authenticate(io: &mut ClientIo, state: &State, user: &str) -> Result<(), ClientError> {
-    let known = state.users.get(user);
+pub async fn authenticate(
+    io: &mut ClientIo,
+    state: &State,
+    user: &str,
+    database: &str,
+) -> Result<(), ClientError> {
+    let known = super::lookup::find_user(state, user, database).await?;
+    let known = known.as_ref();
     let method = state.config.proxy.auth_method;
     let result = match method {
         AuthMethod::Trust => {
@@ -73,7 +79,7 @@ async fn scram(
 ) -> Result<(), ClientError> {
     let real = secret.is_some();
     let secret = secret.unwrap_or_else(|| ScramSecret::mock(user, &state.mock_key));
-    let mut server = ScramServer::with_random_nonce(secret);
+    let mut server = ScramServer::with_random_nonce(secret.clone());
     build::auth_sasl(&mut io.wbuf, &[SCRAM_SHA_256]);
     let body = read_password_message(io).await?;
     let (mechanism, data) =
@@ -85,6 +91,11 @@ async fn scram(
     let body = read_password_message(io).await?;
     match server.client_final(&body) {
         Ok(fin) if real => {
+            // Pass-through: the ClientKey lets pgferry log in to Postgres as
+            // this user without its password (auth/passthrough.rs).
+            if let Some(key) = server.client_key() {
+                state.passthrough(user).set_scram_key(key, secret);
+            }
             build::auth_sasl_final(&mut io.wbuf, &fin);
             Ok(())
         }

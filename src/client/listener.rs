@@ -68,13 +68,24 @@ async fn client_task(
     };
     let over_limit = permit.is_none();
     let session = match with_timeout(timeout, async {
-        Ok(login(io, state, startup, over_limit).await)
+        Ok(login(io, state.clone(), startup, over_limit).await)
     })
     .await
     {
-        Ok(Ok(s)) => s,
+        Ok(Ok(s)) => {
+            state.login_limiter.success(peer.ip());
+            s
+        }
         Ok(Err((mut io, e))) => {
             log_refused(peer, &e);
+            if matches!(e, ClientError::AuthFailed { .. }) {
+                // Slows down password guessing from this address only.
+                let delay = state.login_limiter.failure(peer.ip());
+                if !delay.is_zero() {
+                    tracing::info!(%peer, delay_ms = delay.as_millis() as u64, "delaying failed login");
+                    tokio::time::sleep(delay).await;
+                }
+            }
             io.send_error(&e).await;
             return;
         }

@@ -80,13 +80,16 @@ async fn prepare(
             "replication connections are not supported".into(),
         ));
     }
-    authenticate(io, state, &user).await?;
+    authenticate(io, state, &user, &database).await?;
     if admin::is_admin_database(&database) {
         if !state.config.proxy.admin_users.contains(&user) {
             return Err(ClientError::NotAdmin(user));
         }
     } else if !state.databases.contains_key(&database) {
         return Err(ClientError::UnknownDatabase(database));
+    } else {
+        // Users from auth_file and auth_query get their pools on first login.
+        state.ensure_pools(&database, &user);
     }
     let mut desired = ParamSet::new();
     for (k, v) in &startup.params {

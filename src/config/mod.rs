@@ -211,9 +211,32 @@ pub struct ProxyConfig {
     /// `shutdown_timeout`, default "30s": on SIGTERM, how long clients may take to finish
     /// their transactions before the rest are closed.
     pub shutdown_timeout: Duration,
+    /// `auth_file`: a PgBouncer-style userlist.txt with more users (`"name" "password"` per
+    /// line). `[[users]]` entries win over file entries of the same name.
+    pub auth_file: Option<PathBuf>,
+    /// `auth_user`: the user (from `[[users]]` or `auth_file`) that runs `auth_query` to look
+    /// up users pgferry does not know. Unset: no lookup.
+    pub auth_user: Option<String>,
+    /// `auth_query`, default PgBouncer's `SELECT usename, passwd FROM pg_shadow WHERE
+    /// usename=$1`; `$1` is the user name, sent as a parameter.
+    pub auth_query: String,
+    /// `auth_dbname`: the database `auth_query` runs in; default the client's database.
+    pub auth_dbname: Option<String>,
+    /// `auth_cache_ttl`, default "60s": how long an `auth_query` answer (found or not) is
+    /// reused. Zero disables the cache.
+    pub auth_cache_ttl: Duration,
+    /// `auth_failure_delay`, default "100ms": the delay before the error of a failed login
+    /// from an address that already failed 3 times in the last minute; doubles per further
+    /// failure. Zero disables the delay.
+    pub auth_failure_delay: Duration,
+    /// `auth_failure_max_delay`, default "5s": the cap of that delay.
+    pub auth_failure_max_delay: Duration,
     /// The routing keys in `[proxy]`: defaults for every database.
     pub routing: RoutingConfig,
 }
+
+/// PgBouncer's default `auth_query`.
+pub const DEFAULT_AUTH_QUERY: &str = "SELECT usename, passwd FROM pg_shadow WHERE usename=$1";
 
 /// Where statements go: `route`, `max_replica_lag`, `max_replica_lag_bytes`,
 /// `replica_fallback`, `read_your_writes`. In `[proxy]` they set the default for every
@@ -334,6 +357,13 @@ impl Default for ProxyConfig {
             idle_transaction_timeout: Duration::ZERO,
             query_timeout: Duration::ZERO,
             shutdown_timeout: Duration::from_secs(30),
+            auth_file: None,
+            auth_user: None,
+            auth_query: DEFAULT_AUTH_QUERY.to_owned(),
+            auth_dbname: None,
+            auth_cache_ttl: Duration::from_secs(60),
+            auth_failure_delay: Duration::from_millis(100),
+            auth_failure_max_delay: Duration::from_secs(5),
             routing: RoutingConfig::default(),
         }
     }

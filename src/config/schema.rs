@@ -117,10 +117,31 @@ fn proxy(mut w: Walker<'_>) -> ProxyConfig {
         idle_transaction_timeout: w.duration("idle_transaction_timeout").unwrap_or(d.idle_transaction_timeout),
         query_timeout:          w.duration("query_timeout").unwrap_or(d.query_timeout),
         shutdown_timeout:       w.duration("shutdown_timeout").unwrap_or(d.shutdown_timeout),
+        auth_file:              w.parsed("auth_file", non_empty).map(Into::into),
+        auth_user:              w.parsed("auth_user", non_empty),
+        auth_query:             w.parsed("auth_query", non_empty).unwrap_or(d.auth_query),
+        auth_dbname:            w.parsed("auth_dbname", non_empty),
+        auth_cache_ttl:         w.duration("auth_cache_ttl").unwrap_or(d.auth_cache_ttl),
+        auth_failure_delay:     w.duration("auth_failure_delay").unwrap_or(d.auth_failure_delay),
+        auth_failure_max_delay: w.duration("auth_failure_max_delay").unwrap_or(d.auth_failure_max_delay),
         routing:                routing(&mut w, &d.routing),
     };
+    if proxy.auth_failure_max_delay < proxy.auth_failure_delay {
+        w.report(
+            "auth_failure_max_delay",
+            "must not be less than auth_failure_delay",
+        );
+    }
     w.finish();
     proxy
+}
+
+fn non_empty(s: &str) -> Result<String, String> {
+    if s.is_empty() {
+        Err("must not be empty (leave the key out instead)".to_owned())
+    } else {
+        Ok(s.to_owned())
+    }
 }
 
 /// The routing keys of `[proxy]` or of one `[databases.NAME]`, unset ones from `base`.

@@ -992,3 +992,42 @@ fn shipped_example_documents_every_key() {
         assert!(documented, "config/pgferry.toml does not document {key:?}");
     }
 }
+
+#[test]
+fn auth_source_keys_defaults_and_checks() {
+    let d = parse_ok(ONE_USER).proxy;
+    assert_eq!(d.auth_file, None);
+    assert_eq!(d.auth_user, None);
+    assert_eq!(d.auth_query, DEFAULT_AUTH_QUERY);
+    assert_eq!(d.auth_dbname, None);
+    assert_eq!(d.auth_cache_ttl, Duration::from_secs(60));
+    assert_eq!(d.auth_failure_delay, Duration::from_millis(100));
+    assert_eq!(d.auth_failure_max_delay, Duration::from_secs(5));
+
+    let c = parse_ok(&format!(
+        "[proxy]\nauth_file = \"/etc/u.txt\"\nauth_user = \"app\"\nauth_dbname = \"postgres\"\n\
+         auth_query = \"SELECT 1, 2 WHERE $1 = ''\"\nauth_cache_ttl = \"5s\"\n\
+         auth_failure_delay = \"0s\"\nauth_failure_max_delay = \"0s\"\n{ONE_USER}"
+    ))
+    .proxy;
+    assert_eq!(
+        c.auth_file.as_deref(),
+        Some(std::path::Path::new("/etc/u.txt"))
+    );
+    assert_eq!(c.auth_user.as_deref(), Some("app"));
+    assert_eq!(c.auth_dbname.as_deref(), Some("postgres"));
+    assert_eq!(c.auth_cache_ttl, Duration::from_secs(5));
+    assert_eq!(c.auth_failure_delay, Duration::ZERO);
+
+    assert_eq!(
+        problems_with_user(
+            "[proxy]\nauth_file = \"\"\nauth_query = \"\"\n\
+             auth_failure_delay = \"2s\"\nauth_failure_max_delay = \"1s\"\n"
+        ),
+        [
+            "proxy.auth_file: must not be empty (leave the key out instead)",
+            "proxy.auth_query: must not be empty (leave the key out instead)",
+            "proxy.auth_failure_max_delay: must not be less than auth_failure_delay",
+        ]
+    );
+}

@@ -184,6 +184,33 @@ pub fn sasl_response(buf: &mut BytesMut, data: &[u8]) {
     framed(buf, b'p', |b| b.put_slice(data));
 }
 
+/// Parse + Bind + Execute + Sync of `sql` with text parameters, unnamed
+/// statement and portal, text results: a parameterized query in one round
+/// trip. A parameter is sent as a value, never spliced into the SQL.
+pub fn extended_query(buf: &mut BytesMut, sql: &str, params: &[&str]) {
+    framed(buf, b'P', |b| {
+        cstr(b, "");
+        cstr(b, sql);
+        b.put_i16(0);
+    });
+    framed(buf, b'B', |b| {
+        cstr(b, "");
+        cstr(b, "");
+        b.put_i16(0);
+        b.put_i16(params.len() as i16);
+        for p in params {
+            b.put_i32(p.len() as i32);
+            b.put_slice(p.as_bytes());
+        }
+        b.put_i16(0);
+    });
+    framed(buf, b'E', |b| {
+        cstr(b, "");
+        b.put_i32(0);
+    });
+    framed(buf, b'S', |_| {});
+}
+
 pub fn terminate(buf: &mut BytesMut) {
     framed(buf, b'X', |_| {});
 }

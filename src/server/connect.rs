@@ -6,14 +6,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
+use super::credentials::{self, ScramClient};
 use super::internal::read_message;
 use super::params::ServerParams;
 use super::{ServerConn, ServerError, ServerStats};
 use crate::auth::md5;
+use crate::auth::passthrough::PassThrough;
 use crate::config::{HostAddr, Password};
 use crate::protocol::views::{self, AuthRequest};
 use crate::protocol::{build, tag, TxStatus};
@@ -27,6 +28,9 @@ pub struct ConnectSpec {
     pub user: String,
     pub database: String,
     pub password: Option<Password>,
+    /// Credentials learned at run time (SCRAM ClientKey, md5 hash), used
+    /// when `password` is not plaintext. Shared by the user's pools.
+    pub passthrough: Option<std::sync::Arc<PassThrough>>,
     pub connect_timeout: Duration,
     pub keepalive: bool,
 }
@@ -151,7 +155,7 @@ async fn authenticate(
     spec: &ConnectSpec,
 ) -> Result<(), ServerError> {
     let mut out = BytesMut::with_capacity(256);
-    let mut scram: Option<ScramSha256> = None;
+    let mut scram: Option<ScramClient> = None;
     loop {
         let (t, body) = read_message(stream, buf).await?;
         match t {
@@ -177,15 +181,11 @@ async fn authenticate(
                 }
             }
             AuthRequest::Md5 { salt } => {
-                let hash = match &spec.password {
-                    Some(Password::Plain(p)) => md5::password_hash(&spec.user, p),
-                    Some(Password::Md5(h)) => h.clone(),
-                    _ => {
-                        return Err(auth_err(
-                            spec,
-                            "server asks for md5; configure a plaintext or md5 password",
-                        ))
-                    }
+                let Some(hash) = credentials::md5_hash(spec) else {
+                    return Err(auth_err(
+                        spec,
+                        "server asks for md5; configure a plaintext or md5 password",
+                    ));
                 };
                 build::password_message(&mut out, md5::salted_response(&hash, salt).as_bytes());
             }
@@ -196,22 +196,16 @@ async fn authenticate(
                         format!("unsupported SASL mechanisms {mechanisms:?}"),
                     ));
                 }
-                let Some(Password::Plain(p)) = &spec.password else {
-                    return Err(auth_err(
-                        spec,
-                        "server asks for SCRAM-SHA-256; configure the plaintext password",
-                    ));
-                };
-                let s = ScramSha256::new(p.as_bytes(), ChannelBinding::unsupported());
-                build::sasl_initial_response(&mut out, "SCRAM-SHA-256", s.message());
+                let (s, first) = ScramClient::start(spec).map_err(|r| auth_err(spec, r))?;
+                build::sasl_initial_response(&mut out, "SCRAM-SHA-256", &first);
                 scram = Some(s);
             }
             AuthRequest::SaslContinue(data) => {
                 let s = scram
                     .as_mut()
                     .ok_or_else(|| ServerError::Protocol("unexpected SASLContinue".into()))?;
-                s.update(data).map_err(|e| auth_err(spec, e.to_string()))?;
-                build::sasl_response(&mut out, s.message());
+                let fin = s.update(data).map_err(|e| auth_err(spec, e))?;
+                build::sasl_response(&mut out, &fin);
             }
             AuthRequest::SaslFinal(data) => {
                 let s = scram

@@ -46,7 +46,29 @@ pub async fn simple_query(
     conn: &mut ServerConn,
     sql: &str,
 ) -> Result<Vec<Vec<Option<String>>>, ServerError> {
-    let result = run(conn, sql).await;
+    let mut out = BytesMut::with_capacity(sql.len() + 8);
+    build::query(&mut out, sql);
+    let result = run(conn, &out).await;
+    finish(conn, result)
+}
+
+/// Like [`simple_query`], with the extended protocol and `params` as text
+/// parameters `$1`, `$2`, ... (values are never spliced into `sql`).
+pub async fn extended_query(
+    conn: &mut ServerConn,
+    sql: &str,
+    params: &[&str],
+) -> Result<Vec<Vec<Option<String>>>, ServerError> {
+    let mut out = BytesMut::with_capacity(sql.len() + 64);
+    build::extended_query(&mut out, sql, params);
+    let result = run(conn, &out).await;
+    finish(conn, result)
+}
+
+fn finish(
+    conn: &mut ServerConn,
+    result: Result<Vec<Vec<Option<String>>>, ServerError>,
+) -> Result<Vec<Vec<Option<String>>>, ServerError> {
     if matches!(
         result,
         Err(ServerError::Io(_) | ServerError::Closed | ServerError::Protocol(_))
@@ -56,10 +78,8 @@ pub async fn simple_query(
     result
 }
 
-async fn run(conn: &mut ServerConn, sql: &str) -> Result<Vec<Vec<Option<String>>>, ServerError> {
-    let mut out = BytesMut::with_capacity(sql.len() + 8);
-    build::query(&mut out, sql);
-    conn.stream.write_all(&out).await?;
+async fn run(conn: &mut ServerConn, out: &[u8]) -> Result<Vec<Vec<Option<String>>>, ServerError> {
+    conn.stream.write_all(out).await?;
     let mut buf = BytesMut::with_capacity(1024);
     let mut rows = Vec::new();
     let mut error = None;

@@ -4,6 +4,7 @@
 
 mod conn;
 mod connect;
+pub mod credentials;
 mod error;
 mod internal;
 pub mod params;
@@ -12,6 +13,6 @@ mod statements;
 pub use conn::{ServerConn, ServerStats};
 pub use connect::{connect, send_cancel, ConnectSpec};
 pub use error::ServerError;
-pub use internal::simple_query;
+pub use internal::{extended_query, simple_query};
 pub use params::ParamSet;
 pub use statements::ServerStatements;
