@@ -22,7 +22,7 @@ pub struct App {
 impl App {
     /// Binds the listener and starts serving in the background.
     pub async fn start(config: Config) -> std::io::Result<App> {
-        let state = Arc::new(State::build(config));
+        let state = Arc::new(State::build(config).map_err(std::io::Error::other)?);
         let listener = bind(state.config.proxy.listen)?;
         let local_addr = listener.local_addr()?;
         let shutdown = CancellationToken::new();

@@ -13,6 +13,7 @@ use crate::config::{Config, Password, PoolMode};
 use crate::pool::{PauseGate, Pool};
 use crate::router::classify::FunctionPolicy;
 use crate::server::ConnectSpec;
+use crate::tls::{TlsError, TlsState};
 use crate::topology::{HealthSettings, Topology};
 
 /// What pgferry can verify a client's password against.
@@ -56,6 +57,9 @@ pub struct State {
     pub mock_key: [u8; 32],
     /// Which function calls make a statement a write for `auto` routing.
     pub policy: FunctionPolicy,
+    /// TLS acceptor and connector; `tls.reload(..)` swaps certificates
+    /// without touching established connections.
+    pub tls: Arc<TlsState>,
     /// Clients pinned to their server connection, by reason (ever).
     pins: Mutex<HashMap<&'static str, u64>>,
 }
@@ -84,8 +88,10 @@ impl State {
         v
     }
 
-    pub fn build(config: Config) -> State {
+    /// Fails only when a `[tls]` file cannot be loaded.
+    pub fn build(config: Config) -> Result<State, TlsError> {
         let config = Arc::new(config);
+        let tls = Arc::new(TlsState::new(&config.tls)?);
         let policy = function_policy(&config.proxy);
         let users = config
             .users
@@ -95,19 +101,20 @@ impl State {
         let databases = config
             .databases
             .keys()
-            .map(|name| (name.clone(), Arc::new(build_database(&config, name))))
+            .map(|name| (name.clone(), Arc::new(build_database(&config, name, &tls))))
             .collect();
         let mut mock_key = [0u8; 32];
         rand::thread_rng().fill_bytes(&mut mock_key);
-        State {
+        Ok(State {
             config,
             users,
             databases,
             cancels: Arc::new(CancelRegistry::default()),
             mock_key,
             policy,
+            tls,
             pins: Mutex::new(HashMap::new()),
-        }
+        })
     }
 }
 
@@ -152,6 +159,7 @@ fn spec(
     dbname: &str,
     user: &crate::config::UserConfig,
     node: &crate::config::HostAddr,
+    tls: &Arc<TlsState>,
 ) -> ConnectSpec {
     ConnectSpec {
         node: node.clone(),
@@ -160,10 +168,11 @@ fn spec(
         password: user.password.clone(),
         connect_timeout: config.proxy.server_connect_timeout,
         keepalive: config.proxy.tcp_keepalive,
+        tls: tls.clone(),
     }
 }
 
-fn build_database(config: &Config, name: &str) -> Database {
+fn build_database(config: &Config, name: &str, tls: &Arc<TlsState>) -> Database {
     let db = &config.databases[name];
     let monitor = config
         .proxy
@@ -178,13 +187,13 @@ fn build_database(config: &Config, name: &str) -> Database {
         let per_node = db
             .hosts
             .iter()
-            .map(|h| Pool::new(spec(config, &db.dbname, user, h), size))
+            .map(|h| Pool::new(spec(config, &db.dbname, user, h, tls), size))
             .collect();
         pools.insert(user.name.clone(), per_node);
         pool_modes.insert(user.name.clone(), config.pool_mode_for(name, &user.name));
     }
     let probe_spec = match monitor {
-        Some(u) => spec(config, &db.dbname, u, &db.hosts[0]),
+        Some(u) => spec(config, &db.dbname, u, &db.hosts[0], tls),
         None => ConnectSpec {
             node: db.hosts[0].clone(),
             user: String::new(),
@@ -192,6 +201,7 @@ fn build_database(config: &Config, name: &str) -> Database {
             password: None,
             connect_timeout: config.proxy.server_connect_timeout,
             keepalive: false,
+            tls: tls.clone(),
         },
     };
     Database {

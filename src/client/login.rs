@@ -80,7 +80,7 @@ async fn prepare(
             "replication connections are not supported".into(),
         ));
     }
-    authenticate(io, state, &user).await?;
+    authenticate(io, state, &user, &database).await?;
     if admin::is_admin_database(&database) {
         if !state.config.proxy.admin_users.contains(&user) {
             return Err(ClientError::NotAdmin(user));

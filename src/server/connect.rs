@@ -3,11 +3,12 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::internal::read_message;
@@ -17,6 +18,7 @@ use crate::auth::md5;
 use crate::config::{HostAddr, Password};
 use crate::protocol::views::{self, AuthRequest};
 use crate::protocol::{build, tag, TxStatus};
+use crate::tls::{server_name, Stream, TlsState};
 
 static NEXT_SERVER_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -29,6 +31,8 @@ pub struct ConnectSpec {
     pub password: Option<Password>,
     pub connect_timeout: Duration,
     pub keepalive: bool,
+    /// `server_mode` and the connector, read at each connect (reloadable).
+    pub tls: Arc<TlsState>,
 }
 
 /// Opens and authenticates a server connection. The whole exchange is bounded
@@ -71,16 +75,60 @@ async fn open_socket(spec: &ConnectSpec) -> Result<(TcpStream, SocketAddr), Serv
     ))
 }
 
+/// SSLRequest and the TLS handshake, per `server_mode`. Returns the stream
+/// and, for TLS, the server certificate's channel-binding data.
+async fn negotiate_tls(
+    spec: &ConnectSpec,
+    mut tcp: TcpStream,
+    addr: SocketAddr,
+) -> Result<(Stream, Option<Vec<u8>>), ServerError> {
+    let loaded = spec.tls.current();
+    let Some(side) = &loaded.server else {
+        return Ok((Stream::Plain(tcp), None));
+    };
+    let tls_err = |reason: String| ServerError::Tls {
+        addr: spec.node.to_string(),
+        reason,
+    };
+    let mut out = BytesMut::with_capacity(8);
+    build::ssl_request(&mut out);
+    tcp.write_all(&out).await?;
+    // Exactly one byte: anything the server sends after 'S' is TLS, and
+    // after 'N' the server waits for our StartupMessage.
+    let mut answer = [0u8; 1];
+    if tcp.read(&mut answer).await? == 0 {
+        return Err(ServerError::Closed);
+    }
+    match answer[0] {
+        b'S' => {
+            let name = server_name(&spec.node.host, addr);
+            side.connect(name, tcp)
+                .await
+                .map_err(|e| tls_err(e.to_string()))
+        }
+        b'N' if side.allows_plaintext() => Ok((Stream::Plain(tcp), None)),
+        b'N' => Err(tls_err(format!(
+            "server does not support TLS (server_mode = {:?})",
+            side.mode
+        ))),
+        other => Err(ServerError::Protocol(format!(
+            "unexpected answer {other:#04x} to SSLRequest"
+        ))),
+    }
+}
+
 async fn connect_inner(spec: &ConnectSpec) -> Result<ServerConn, ServerError> {
-    let (mut stream, socket_addr) = open_socket(spec).await?;
+    let (tcp, socket_addr) = open_socket(spec).await?;
+    let (mut stream, end_point) = negotiate_tls(spec, tcp, socket_addr).await?;
     let mut out = BytesMut::with_capacity(256);
     build::startup_message(
         &mut out,
         &[("user", &spec.user), ("database", &spec.database)],
     );
     stream.write_all(&out).await?;
+    stream.flush().await?;
     let mut buf = BytesMut::with_capacity(1024);
-    authenticate(&mut stream, &mut buf, spec).await?;
+    authenticate(&mut stream, &mut buf, spec, end_point).await?;
 
     let mut params = ServerParams::default();
     let mut key = (0, 0);
@@ -146,9 +194,10 @@ fn auth_err(spec: &ConnectSpec, reason: impl Into<String>) -> ServerError {
 
 /// Answers the server's authentication requests until AuthenticationOk.
 async fn authenticate(
-    stream: &mut TcpStream,
+    stream: &mut Stream,
     buf: &mut BytesMut,
     spec: &ConnectSpec,
+    end_point: Option<Vec<u8>>,
 ) -> Result<(), ServerError> {
     let mut out = BytesMut::with_capacity(256);
     let mut scram: Option<ScramSha256> = None;
@@ -202,8 +251,19 @@ async fn authenticate(
                         "server asks for SCRAM-SHA-256; configure the plaintext password",
                     ));
                 };
-                let s = ScramSha256::new(p.as_bytes(), ChannelBinding::unsupported());
-                build::sasl_initial_response(&mut out, "SCRAM-SHA-256", s.message());
+                // Over TLS, bind the exchange to the server's certificate
+                // when the server offers it (a man in the middle cannot relay
+                // it); otherwise say we could have ("y") or could not ("n").
+                let (binding, mechanism) = match end_point.clone() {
+                    Some(h) if mechanisms.contains(&"SCRAM-SHA-256-PLUS") => (
+                        ChannelBinding::tls_server_end_point(h),
+                        "SCRAM-SHA-256-PLUS",
+                    ),
+                    Some(_) => (ChannelBinding::unrequested(), "SCRAM-SHA-256"),
+                    None => (ChannelBinding::unsupported(), "SCRAM-SHA-256"),
+                };
+                let s = ScramSha256::new(p.as_bytes(), binding);
+                build::sasl_initial_response(&mut out, mechanism, s.message());
                 scram = Some(s);
             }
             AuthRequest::SaslContinue(data) => {
@@ -229,6 +289,7 @@ async fn authenticate(
             }
         }
         stream.write_all(&out).await?;
+        stream.flush().await?;
     }
 }
 
