@@ -184,8 +184,10 @@ impl ScramServer {
         if pending.bound {
             expected.extend_from_slice(self.channel_binding.as_deref().unwrap_or_default());
         }
-        if !constant_time_eq(fin.channel_binding.as_bytes(), STANDARD.encode(&expected).as_bytes())
-        {
+        if !constant_time_eq(
+            fin.channel_binding.as_bytes(),
+            STANDARD.encode(&expected).as_bytes(),
+        ) {
             return Err(AuthError::ChannelBindingMismatch);
         }
         if fin.nonce != pending.nonce {

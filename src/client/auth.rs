@@ -47,9 +47,7 @@ pub async fn authenticate(
             }
             _ => md5_exchange(io, user, known.and_then(|u| u.md5.as_deref())).await,
         },
-        HbaMethod::ScramSha256 => {
-            scram(io, state, user, known.and_then(|u| u.scram.clone())).await
-        }
+        HbaMethod::ScramSha256 => scram(io, state, user, known.and_then(|u| u.scram.clone())).await,
     };
     if let Err(ClientError::AuthFailed { reason, .. }) = &result {
         tracing::info!(user, reason, "client authentication failed");

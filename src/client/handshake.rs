@@ -28,7 +28,9 @@ pub enum Handshake {
     Cancelled,
     /// The client is to be switched to TLS (see [`start_tls`]); `direct`
     /// when it opened with a ClientHello rather than an SSLRequest.
-    StartTls { direct: bool },
+    StartTls {
+        direct: bool,
+    },
 }
 
 /// Reads packets until a StartupMessage, CancelRequest or the start of TLS.
@@ -120,11 +122,7 @@ pub async fn handshake(io: &mut ClientIo, state: &Arc<State>) -> Result<Handshak
 /// Runs the TLS handshake and returns the client on the encrypted stream.
 /// A failed handshake leaves nothing to answer on, so the connection is
 /// just closed (the error says why, for the log).
-pub async fn start_tls(
-    io: ClientIo,
-    state: &State,
-    direct: bool,
-) -> Result<ClientIo, ClientError> {
+pub async fn start_tls(io: ClientIo, state: &State, direct: bool) -> Result<ClientIo, ClientError> {
     let tls = state.tls.current();
     let Some(side) = tls.client.as_ref() else {
         return Err(ClientError::Protocol("TLS is not enabled".into()));
@@ -133,7 +131,9 @@ pub async fn start_tls(
         stream, rbuf, wbuf, ..
     } = io;
     let Stream::Plain(tcp) = stream else {
-        return Err(ClientError::Protocol("connection is already encrypted".into()));
+        return Err(ClientError::Protocol(
+            "connection is already encrypted".into(),
+        ));
     };
     let (stream, info) = crate::tls::accept(side, tcp, direct).await?;
     Ok(ClientIo {

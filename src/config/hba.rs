@@ -40,7 +40,10 @@ impl HbaName {
 pub enum HbaAddress {
     All,
     /// A network, with the host bits of `addr` cleared.
-    Cidr { addr: IpAddr, prefix: u8 },
+    Cidr {
+        addr: IpAddr,
+        prefix: u8,
+    },
 }
 
 impl HbaAddress {
@@ -242,7 +245,14 @@ mod tests {
 
     #[test]
     fn bad_addresses() {
-        for s in ["", "10.0.0.0", "10.0.0.0/33", "::1/129", "host/8", "10.0.0.0/x"] {
+        for s in [
+            "",
+            "10.0.0.0",
+            "10.0.0.0/33",
+            "::1/129",
+            "host/8",
+            "10.0.0.0/x",
+        ] {
             assert!(parse_address(s).is_err(), "{s:?} should be refused");
         }
     }
@@ -261,8 +271,14 @@ mod tests {
             m(req("app", "mallory", "127.0.0.1", true)),
             Some(HbaMethod::Reject)
         );
-        assert_eq!(m(req("app", "bob", "127.0.0.1", true)), Some(HbaMethod::Cert));
-        assert_eq!(m(req("app", "bob", "127.0.0.1", false)), Some(HbaMethod::Md5));
+        assert_eq!(
+            m(req("app", "bob", "127.0.0.1", true)),
+            Some(HbaMethod::Cert)
+        );
+        assert_eq!(
+            m(req("app", "bob", "127.0.0.1", false)),
+            Some(HbaMethod::Md5)
+        );
         // tls = false rules skip TLS connections; nothing else matches.
         assert_eq!(m(req("app", "bob", "127.0.0.5", true)), None);
         assert_eq!(m(req("other", "bob", "::1", true)), Some(HbaMethod::Trust));

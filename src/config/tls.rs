@@ -162,7 +162,10 @@ pub(super) fn tls(mut w: Walker<'_>) -> TlsConfig {
         ServerTlsMode::VerifyCa | ServerTlsMode::VerifyFull
     ) && server_ca_file.is_none()
     {
-        w.report("server_mode", "verify-ca and verify-full need server_ca_file");
+        w.report(
+            "server_mode",
+            "verify-ca and verify-full need server_ca_file",
+        );
     }
     if server_cert_file.is_some() != server_key_file.is_some() {
         w.report(

@@ -32,10 +32,12 @@ impl ServerSide {
                 let ca = cfg.server_ca_file.as_ref().ok_or_else(|| {
                     TlsError::Config("verify-ca and verify-full need server_ca_file".into())
                 })?;
-                let webpki =
-                    WebPkiServerVerifier::builder_with_provider(Arc::new(load_roots(ca)?), provider())
-                        .build()
-                        .map_err(|e| TlsError::Config(e.to_string()))?;
+                let webpki = WebPkiServerVerifier::builder_with_provider(
+                    Arc::new(load_roots(ca)?),
+                    provider(),
+                )
+                .build()
+                .map_err(|e| TlsError::Config(e.to_string()))?;
                 if cfg.server_mode == ServerTlsMode::VerifyCa {
                     Arc::new(ChainOnly(webpki))
                 } else {
@@ -111,7 +113,12 @@ impl ServerCertVerifier for AnyCert {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -120,7 +127,12 @@ impl ServerCertVerifier for AnyCert {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {

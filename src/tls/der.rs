@@ -125,7 +125,12 @@ mod tests {
 
     #[test]
     fn garbage_is_none() {
-        for input in [&[][..], &[0x30], &[0x30, 0x85, 1, 1, 1, 1, 1], &[0x30, 0x05, 1]] {
+        for input in [
+            &[][..],
+            &[0x30],
+            &[0x30, 0x85, 1, 1, 1, 1, 1],
+            &[0x30, 0x05, 1],
+        ] {
             assert_eq!(end_point_hash(input), None);
             assert_eq!(subject_cn(input), None);
         }
