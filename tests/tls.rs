@@ -321,6 +321,11 @@ async fn direct_tls_needs_alpn_and_cancel_works_over_tls() {
     assert_eq!(s.get_ref().1.alpn_protocol(), Some(&b"postgresql"[..]));
     assert_eq!(trust_login(&mut s).await, "");
     assert_eq!(query(&mut s, "SELECT 'direct'").await, "direct");
+    // Large messages both ways: many TLS records, partial writes, flushes.
+    let big = query(&mut s, "SELECT repeat('x', 4000000)").await;
+    assert_eq!(big.len(), 4_000_000);
+    let sql = format!("SELECT length('{}')", "y".repeat(3_000_000));
+    assert_eq!(query(&mut s, &sql).await, "3000000");
 
     // Without ALPN the direct connection is dropped.
     let refused = match tls_connect(p.port, &ca, None, true).await {

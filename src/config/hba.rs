@@ -131,7 +131,9 @@ pub fn hba_lookup(rules: &[HbaRule], req: &HbaRequest<'_>) -> Option<HbaMethod> 
         .map(|r| r.method)
 }
 
-pub(super) fn rules(tables: Vec<Walker<'_>>) -> Vec<HbaRule> {
+/// `can_verify_certs`: whether `[tls] client_ca_file` is set, which
+/// `method = "cert"` needs.
+pub(super) fn rules(tables: Vec<Walker<'_>>, can_verify_certs: bool) -> Vec<HbaRule> {
     let mut out = Vec::with_capacity(tables.len());
     for mut w in tables {
         let present = ["database", "user", "address", "method"].map(|k| w.require(k));
@@ -140,6 +142,12 @@ pub(super) fn rules(tables: Vec<Walker<'_>>) -> Vec<HbaRule> {
         let address = w.parsed("address", parse_address);
         let tls = w.bool("tls");
         let method = w.keyword("method");
+        if method == Some(HbaMethod::Cert) && !can_verify_certs {
+            w.report(
+                "method",
+                "\"cert\" needs [tls] client_ca_file to verify client certificates",
+            );
+        }
         w.finish();
         if let (true, Some(database), Some(user), Some(address), Some(method)) =
             (present.iter().all(|p| *p), database, user, address, method)

@@ -28,7 +28,7 @@ pub(super) fn build(table: Table) -> Result<Config, Vec<Problem>> {
     let tls = root.table("tls").map(super::tls::tls).unwrap_or_default();
     let hba = root
         .array_of_tables("hba")
-        .map(super::hba::rules)
+        .map(|rules| super::hba::rules(rules, tls.client_ca_file.is_some()))
         .unwrap_or_default();
 
     // A wrong type for `users` or its entries is reported by the walker; only an absent or

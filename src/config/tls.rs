@@ -194,3 +194,63 @@ fn file_problem(path: &Path) -> Option<String> {
         Err(e) => Some(format!("cannot read {}: {e}", path.display())),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{ClientTlsMode, Config, ConfigError, ServerTlsMode};
+
+    const BASE: &str = "[[users]]\nname = \"app\"\n[databases.app]\nhosts = [\"127.0.0.1\"]\n";
+
+    fn problems(extra: &str) -> Vec<String> {
+        match Config::parse(&format!("{BASE}{extra}")) {
+            Ok(_) => Vec::new(),
+            Err(ConfigError::Invalid(p)) => p.into_iter().map(|p| p.to_string()).collect(),
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn defaults_follow_the_files() {
+        let c = Config::parse(BASE).unwrap();
+        assert_eq!(c.tls.client_mode, ClientTlsMode::Disable);
+        assert_eq!(c.tls.server_mode, ServerTlsMode::Disable);
+        let file = std::env::current_exe().unwrap();
+        let f = file.display();
+        let c = Config::parse(&format!(
+            "{BASE}[tls]\nclient_cert_file = \"{f}\"\nclient_key_file = \"{f}\"\n"
+        ))
+        .unwrap();
+        assert_eq!(c.tls.client_mode, ClientTlsMode::Prefer);
+    }
+
+    #[test]
+    fn problems_are_reported_with_their_keys() {
+        let p = problems("[tls]\nclient_mode = \"require\"\n");
+        assert!(
+            p[0].starts_with("tls.client_mode: TLS for clients needs"),
+            "{p:?}"
+        );
+        let p = problems("[tls]\nclient_cert_file = \"/nonexistent/x.crt\"\n");
+        assert!(
+            p.iter()
+                .any(|p| p.starts_with("tls.client_cert_file: cannot read /nonexistent/x.crt")),
+            "{p:?}"
+        );
+        let p = problems("[tls]\nclient_verify = \"verify-full\"\n");
+        assert!(p[0].starts_with("tls.client_verify:"), "{p:?}");
+        let p = problems("[tls]\nserver_mode = \"verify-full\"\n");
+        assert!(p[0].starts_with("tls.server_mode:"), "{p:?}");
+        let p = problems("[tls]\nserver_mode = \"sometimes\"\n");
+        assert!(p[0].contains("expected one of"), "{p:?}");
+        let p = problems(
+            "[[hba]]\ndatabase = \"all\"\nuser = \"all\"\naddress = \"10.0.0.0/33\"\nmethod = \"cert\"\n",
+        );
+        assert!(p.iter().any(|p| p.starts_with("hba[0].address:")), "{p:?}");
+        assert!(p.iter().any(|p| p.starts_with("hba[0].method:")), "{p:?}");
+        let p = problems("[[hba]]\ndatabase = \"all\"\nmethod = \"trust\"\n");
+        assert!(
+            p.iter().any(|p| p == "hba[0].user: missing required key"),
+            "{p:?}"
+        );
+    }
+}

@@ -123,6 +123,36 @@ pub fn subject_cn(cert: &[u8]) -> Option<String> {
 mod tests {
     use super::*;
 
+    fn cert(alg: &'static rcgen::SignatureAlgorithm, cn: &str) -> Vec<u8> {
+        let key = rcgen::KeyPair::generate_for(alg).unwrap();
+        let mut params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::OrganizationName, "pgferry tests");
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, cn);
+        params.self_signed(&key).unwrap().der().to_vec()
+    }
+
+    #[test]
+    fn end_point_hash_follows_the_signature_hash() {
+        let p256 = cert(&rcgen::PKCS_ECDSA_P256_SHA256, "a");
+        assert_eq!(end_point_hash(&p256), Some(Sha256::digest(&p256).to_vec()));
+        let p384 = cert(&rcgen::PKCS_ECDSA_P384_SHA384, "a");
+        assert_eq!(end_point_hash(&p384), Some(Sha384::digest(&p384).to_vec()));
+        // Ed25519 signs without a separate hash: no channel binding.
+        assert_eq!(end_point_hash(&cert(&rcgen::PKCS_ED25519, "a")), None);
+    }
+
+    #[test]
+    fn subject_cn_is_found_among_other_attributes() {
+        let der = cert(&rcgen::PKCS_ECDSA_P256_SHA256, "app user");
+        assert_eq!(subject_cn(&der).as_deref(), Some("app user"));
+        // A truncated certificate is refused, not misread.
+        assert_eq!(subject_cn(&der[..der.len() / 2]), None);
+    }
+
     #[test]
     fn garbage_is_none() {
         for input in [
