@@ -29,8 +29,7 @@ pub async fn authenticate(
     let method = choose_method(io, state, user, database)?;
     check_client_cert(io, user)?;
     let result = match method {
-        // choose_method turns "reject" into its error already.
-        HbaMethod::Reject => Err(ClientError::Protocol("connection rejected".into())),
+        HbaMethod::Reject => Err(hba_rejected(io, user, database, true)),
         HbaMethod::Trust => {
             if known.is_none() {
                 return Err(ClientError::UnknownRole(user.to_owned()));
@@ -72,29 +71,27 @@ fn choose_method(
             AuthMethod::Trust => HbaMethod::Trust,
         });
     }
-    let address = io
-        .stream
-        .tcp()
-        .peer_addr()
-        .map(|a| a.ip())
-        .map_err(ClientError::Io)?;
     let req = HbaRequest {
         database,
         user,
-        address,
+        address: peer_ip(io)?,
         tls: io.is_tls(),
     };
-    let rejected = |explicit| ClientError::HbaRejected {
-        addr: address.to_string(),
+    hba_lookup(rules, &req).ok_or_else(|| hba_rejected(io, user, database, false))
+}
+
+fn peer_ip(io: &ClientIo) -> Result<std::net::IpAddr, ClientError> {
+    Ok(io.stream.tcp().peer_addr()?.ip())
+}
+
+/// Names who and from where, never secrets; `explicit` for a "reject" rule.
+fn hba_rejected(io: &ClientIo, user: &str, database: &str, explicit: bool) -> ClientError {
+    ClientError::HbaRejected {
+        addr: peer_ip(io).map_or_else(|_| "?".to_owned(), |a| a.to_string()),
         user: user.to_owned(),
         database: database.to_owned(),
         tls: io.is_tls(),
         explicit,
-    };
-    match hba_lookup(rules, &req) {
-        None => Err(rejected(false)),
-        Some(HbaMethod::Reject) => Err(rejected(true)),
-        Some(m) => Ok(m),
     }
 }
 
