@@ -41,7 +41,8 @@ impl App {
             }
             None => Vec::new(),
         };
-        let state = Arc::new(State::build_with_users(config, file_users));
+        let state =
+            Arc::new(State::build_with_users(config, file_users).map_err(std::io::Error::other)?);
         if let Some(auth_user) = &state.config.proxy.auth_user {
             if !state.users.contains_key(auth_user) {
                 tracing::warn!(

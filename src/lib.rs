@@ -20,4 +20,5 @@ pub mod protocol;
 pub mod router;
 pub mod server;
 pub mod state;
+pub mod tls;
 pub mod topology;

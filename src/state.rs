@@ -17,6 +17,7 @@ use crate::config::{Config, Password, PoolMode};
 use crate::pool::{Limit, PauseGate, Pool, PoolSettings};
 use crate::router::classify::FunctionPolicy;
 use crate::server::ConnectSpec;
+use crate::tls::{TlsError, TlsState};
 use crate::topology::{HealthSettings, Topology};
 
 /// What pgferry can verify a client's password against.
@@ -137,6 +138,9 @@ pub struct State {
     pub mock_key: [u8; 32],
     /// Which function calls make a statement a write for `auto` routing.
     pub policy: FunctionPolicy,
+    /// TLS acceptor and connector; `tls.reload(..)` swaps certificates
+    /// without touching established connections.
+    pub tls: Arc<TlsState>,
     /// Clients pinned to their server connection, by reason (ever).
     pins: Mutex<HashMap<&'static str, u64>>,
     /// `max_user_connections` limits, shared by a user's pools in every
@@ -171,14 +175,18 @@ impl State {
     }
 
     /// Builds the state from a config alone (no `auth_file` users).
-    pub fn build(config: Config) -> State {
+    pub fn build(config: Config) -> Result<State, TlsError> {
         State::build_with_users(config, Vec::new())
     }
 
     /// Builds the state from a config and the users of its `auth_file`
     /// (already read; see [`crate::auth::userlist`]).
-    pub fn build_with_users(config: Config, file_users: Vec<UserlistEntry>) -> State {
+    pub fn build_with_users(
+        config: Config,
+        file_users: Vec<UserlistEntry>,
+    ) -> Result<State, TlsError> {
         let config = Arc::new(config);
+        let tls = Arc::new(TlsState::new(&config.tls)?);
         let policy = function_policy(&config.proxy);
         let mut users: HashMap<String, UserAuth> = file_users
             .iter()
@@ -201,7 +209,7 @@ impl State {
             .databases
             .keys()
             .map(|name| {
-                let db = build_database(&config, name, &passthrough, &mut user_limits);
+                let db = build_database(&config, name, &passthrough, &mut user_limits, &tls);
                 (name.clone(), Arc::new(db))
             })
             .collect();
@@ -212,7 +220,7 @@ impl State {
             config.proxy.auth_failure_delay,
             config.proxy.auth_failure_max_delay,
         );
-        State {
+        Ok(State {
             config,
             users,
             passthrough: Mutex::new(passthrough),
@@ -222,10 +230,11 @@ impl State {
             cancels: Arc::new(CancelRegistry::default()),
             mock_key,
             policy,
+            tls,
             pins: Mutex::new(HashMap::new()),
             user_limits: Mutex::new(user_limits),
             lifecycle: crate::lifecycle::Lifecycle::default(),
-        }
+        })
     }
 }
 
@@ -261,6 +270,7 @@ impl State {
             passthrough: Some(passthrough.clone()),
             connect_timeout: self.config.proxy.server_connect_timeout,
             keepalive: self.config.proxy.tcp_keepalive,
+            tls: self.tls.clone(),
         };
         db.ensure_pools(user, spec, user_limit);
     }
@@ -301,6 +311,7 @@ fn spec(
     user: &crate::config::UserConfig,
     node: &crate::config::HostAddr,
     passthrough: &HashMap<String, Arc<PassThrough>>,
+    tls: &Arc<TlsState>,
 ) -> ConnectSpec {
     ConnectSpec {
         node: node.clone(),
@@ -310,6 +321,7 @@ fn spec(
         passthrough: passthrough.get(&user.name).cloned(),
         connect_timeout: config.proxy.server_connect_timeout,
         keepalive: config.proxy.tcp_keepalive,
+        tls: tls.clone(),
     }
 }
 
@@ -334,6 +346,7 @@ fn build_database(
     name: &str,
     passthrough: &HashMap<String, Arc<PassThrough>>,
     user_limits: &mut UserLimits,
+    tls: &Arc<TlsState>,
 ) -> Database {
     let db = &config.databases[name];
     let monitor = config
@@ -363,7 +376,7 @@ fn build_database(
                     .or_insert_with(|| Limit::new(user_cap))
                     .clone();
                 Pool::with_limits(
-                    spec(config, &db.dbname, user, h, passthrough),
+                    spec(config, &db.dbname, user, h, passthrough, tls),
                     &settings,
                     vec![db_limit.clone(), user_limit],
                 )
@@ -373,7 +386,7 @@ fn build_database(
         pool_modes.insert(user.name.clone(), config.pool_mode_for(name, &user.name));
     }
     let probe_spec = match monitor {
-        Some(u) => spec(config, &db.dbname, u, &db.hosts[0], passthrough),
+        Some(u) => spec(config, &db.dbname, u, &db.hosts[0], passthrough, tls),
         None => ConnectSpec {
             node: db.hosts[0].clone(),
             user: String::new(),
@@ -382,6 +395,7 @@ fn build_database(
             passthrough: None,
             connect_timeout: config.proxy.server_connect_timeout,
             keepalive: false,
+            tls: tls.clone(),
         },
     };
     Database {
@@ -432,7 +446,8 @@ mod tests {
                 file_user("app", "from-file"),
                 file_user("filer", "md5aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"),
             ],
-        );
+        )
+        .unwrap();
         let app = &state.users["app"];
         assert_eq!(
             app.password.as_ref().map(Password::expose),
@@ -467,7 +482,8 @@ mod tests {
         let state = State::build_with_users(
             config,
             vec![file_user("f", "md5bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb")],
-        );
+        )
+        .unwrap();
         state
             .passthrough("c")
             .set_scram_key([0x5a; 32], ScramSecret::parse(SCRAM).unwrap());

@@ -47,7 +47,7 @@ hosts = {hosts}
             port = free_port(),
         );
         let config = Config::parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
-        let state = State::build(config);
+        let state = State::build(config).unwrap();
         let tracker = TaskTracker::new();
         let shutdown = CancellationToken::new();
         for db in state.databases.values() {

@@ -27,9 +27,14 @@ pub enum AuthError {
     /// The client picked a SASL mechanism we did not offer.
     #[error("unsupported SASL authentication mechanism")]
     UnsupportedMechanism,
-    /// The client asked for channel binding (SCRAM-SHA-256-PLUS / `p=`).
+    /// The client asked for channel binding (SCRAM-SHA-256-PLUS / `p=`) on
+    /// a connection without TLS.
     #[error("SCRAM channel binding is not supported")]
     ChannelBindingNotSupported,
+    /// The client said (`y`) it would bind but thinks the server cannot,
+    /// although SCRAM-SHA-256-PLUS was offered: a possible downgrade.
+    #[error("SCRAM channel binding negotiation error: the client supports channel binding but thinks the server does not")]
+    ChannelBindingDowngrade,
     /// The `c=` attribute of client-final does not match the gs2 header sent
     /// in client-first.
     #[error("SCRAM channel binding data does not match the client-first-message")]

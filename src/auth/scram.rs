@@ -1,8 +1,11 @@
 //! SCRAM-SHA-256 server side (RFC 5802, RFC 7677) as a sans-IO state machine,
 //! limited to what Postgres speaks:
 //!
-//! * no channel binding yet (gs2 flag `n` or `y`; `p=` and the `-PLUS`
-//!   mechanism are refused),
+//! * channel binding only as `tls-server-end-point` (RFC 5929), and only
+//!   when the caller supplies the binding data of the TLS connection
+//!   ([`ScramServer::with_channel_binding`]); then the client may pick
+//!   SCRAM-SHA-256-PLUS, and a `y` flag (a client that thinks we cannot bind)
+//!   is refused as a downgrade, as Postgres does,
 //! * no authorization identity (`a=`) and no mandatory extensions (`m=`),
 //! * the user name in client-first-message is ignored, because Postgres
 //!   authenticates the user named in the startup packet (libpq sends `n=`).
@@ -24,7 +27,7 @@ use super::{constant_time_eq, hmac_sha256, sha256, AuthError};
 
 /// The SASL mechanism name to advertise in AuthenticationSASL.
 pub const SCRAM_SHA_256: &str = "SCRAM-SHA-256";
-/// The channel-binding variant; recognised only to refuse it precisely.
+/// The channel-binding variant, offered to TLS clients.
 pub const SCRAM_SHA_256_PLUS: &str = "SCRAM-SHA-256-PLUS";
 /// Largest client message accepted. Real ones are ~100 bytes; the cap bounds
 /// the memory and hashing work an unauthenticated peer can cause.
@@ -36,8 +39,13 @@ const RAW_NONCE_LEN: usize = 18;
 pub struct ScramServer {
     secret: ScramSecret,
     server_nonce: String,
+    /// `tls-server-end-point` data of this connection, if it is TLS.
+    channel_binding: Option<Vec<u8>>,
     state: State,
 }
+
+/// The only channel-binding type Postgres (and pgferry) supports.
+const TLS_SERVER_END_POINT: &str = "tls-server-end-point";
 
 enum State {
     WaitingClientFirst,
@@ -52,6 +60,8 @@ enum State {
 /// What client-final verification needs from the first round trip.
 struct Pending {
     gs2_header: String,
+    /// Whether `c=` must carry the channel-binding data after the header.
+    bound: bool,
     client_first_bare: String,
     server_first: String,
     /// client nonce + server nonce, which client-final must echo.
@@ -84,8 +94,17 @@ impl ScramServer {
         ScramServer {
             secret,
             server_nonce,
+            channel_binding: None,
             state: State::WaitingClientFirst,
         }
+    }
+
+    /// Enables SCRAM-SHA-256-PLUS with the connection's
+    /// `tls-server-end-point` data (the hash of pgferry's certificate).
+    /// Advertise [`SCRAM_SHA_256_PLUS`] exactly when this is `Some`.
+    pub fn with_channel_binding(mut self, data: Option<Vec<u8>>) -> ScramServer {
+        self.channel_binding = data;
+        self
     }
 
     /// Starts an exchange with 18 random bytes, base64-encoded, as the server
@@ -110,11 +129,12 @@ impl ScramServer {
         // attempt per exchange.
         self.state = State::Done { client_key: None };
 
-        match mechanism {
-            SCRAM_SHA_256 => {}
+        let plus = match mechanism {
+            SCRAM_SHA_256 => false,
+            SCRAM_SHA_256_PLUS if self.channel_binding.is_some() => true,
             SCRAM_SHA_256_PLUS => return Err(AuthError::ChannelBindingNotSupported),
             _ => return Err(AuthError::UnsupportedMechanism),
-        }
+        };
         // Guards against a misused `new`: with an empty server nonce a client
         // could pass the nonce check by echoing only its own nonce.
         if !is_valid_nonce(&self.server_nonce) {
@@ -123,6 +143,7 @@ impl ScramServer {
             ));
         }
         let first = parse_client_first(message_text(data)?)?;
+        check_binding_flag(first.flag, plus, self.channel_binding.is_some())?;
 
         let nonce = format!("{}{}", first.client_nonce, self.server_nonce);
         let server_first = format!(
@@ -133,6 +154,7 @@ impl ScramServer {
         let reply = server_first.clone().into_bytes();
         self.state = State::WaitingClientFinal(Pending {
             gs2_header: first.gs2_header.to_owned(),
+            bound: plus,
             client_first_bare: first.bare.to_owned(),
             server_first,
             nonce,
@@ -155,9 +177,17 @@ impl ScramServer {
         };
         let fin = parse_client_final(message_text(data)?)?;
 
-        // Without channel binding, c= carries just the gs2 header (Postgres
-        // compares the base64 text too, e.g. "biws" for "n,,").
-        if fin.channel_binding != STANDARD.encode(&pending.gs2_header) {
+        // c= is base64(gs2 header ++ binding data); without channel binding
+        // just the header (Postgres compares the base64 text, e.g. "biws"
+        // for "n,,").
+        let mut expected = pending.gs2_header.as_bytes().to_vec();
+        if pending.bound {
+            expected.extend_from_slice(self.channel_binding.as_deref().unwrap_or_default());
+        }
+        if !constant_time_eq(
+            fin.channel_binding.as_bytes(),
+            STANDARD.encode(&expected).as_bytes(),
+        ) {
             return Err(AuthError::ChannelBindingMismatch);
         }
         if fin.nonce != pending.nonce {
@@ -215,7 +245,41 @@ fn message_text(data: &[u8]) -> Result<&str, AuthError> {
     std::str::from_utf8(data).map_err(|_| AuthError::Malformed("message is not valid UTF-8"))
 }
 
+/// The gs2 channel-binding flag of client-first.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Gs2Flag<'a> {
+    /// The client does not support channel binding.
+    N,
+    /// The client supports it but thinks the server does not.
+    Y,
+    /// The client binds with this type.
+    P(&'a str),
+}
+
+/// The rules of Postgres' read_client_first_message: the mechanism decides
+/// whether binding is in use, and the flag must agree with it.
+fn check_binding_flag(flag: Gs2Flag<'_>, plus: bool, can_bind: bool) -> Result<(), AuthError> {
+    match flag {
+        Gs2Flag::P(_) if !can_bind => Err(AuthError::ChannelBindingNotSupported),
+        Gs2Flag::P(_) if !plus => Err(AuthError::Malformed(
+            "SCRAM-SHA-256 selected, but the message includes channel binding data",
+        )),
+        Gs2Flag::P(kind) if kind != TLS_SERVER_END_POINT => Err(AuthError::Malformed(
+            "unsupported channel binding type (only tls-server-end-point)",
+        )),
+        Gs2Flag::P(_) => Ok(()),
+        Gs2Flag::N | Gs2Flag::Y if plus => Err(AuthError::Malformed(
+            "SCRAM-SHA-256-PLUS selected, but the message has no channel binding data",
+        )),
+        // We offered SCRAM-SHA-256-PLUS, yet the client says we cannot bind:
+        // someone in between may have removed it from the offer.
+        Gs2Flag::Y if can_bind => Err(AuthError::ChannelBindingDowngrade),
+        Gs2Flag::N | Gs2Flag::Y => Ok(()),
+    }
+}
+
 struct ClientFirst<'a> {
+    flag: Gs2Flag<'a>,
     gs2_header: &'a str,
     bare: &'a str,
     client_nonce: &'a str,
@@ -226,11 +290,14 @@ fn parse_client_first(text: &str) -> Result<ClientFirst<'_>, AuthError> {
     let (flag, rest) = text
         .split_once(',')
         .ok_or(AuthError::Malformed("missing gs2 header"))?;
-    match flag {
-        "n" | "y" => {}
-        _ if flag.starts_with("p=") => return Err(AuthError::ChannelBindingNotSupported),
-        _ => return Err(AuthError::Malformed("invalid channel-binding flag")),
-    }
+    let gs2_flag = match flag {
+        "n" => Gs2Flag::N,
+        "y" => Gs2Flag::Y,
+        _ => match flag.strip_prefix("p=") {
+            Some(kind) => Gs2Flag::P(kind),
+            None => return Err(AuthError::Malformed("invalid channel-binding flag")),
+        },
+    };
     let (authzid, bare) = rest
         .split_once(',')
         .ok_or(AuthError::Malformed("missing gs2 header"))?;
@@ -269,6 +336,7 @@ fn parse_client_first(text: &str) -> Result<ClientFirst<'_>, AuthError> {
         check_extension(ext)?;
     }
     Ok(ClientFirst {
+        flag: gs2_flag,
         gs2_header,
         bare,
         client_nonce,
@@ -438,6 +506,62 @@ mod tests {
             .finish(&server_final)
             .expect("client must accept the server signature");
         Ok(server)
+    }
+
+    fn plus_round_trip(
+        server_cb: Option<Vec<u8>>,
+        mechanism: &str,
+        cb: ChannelBinding,
+    ) -> Result<ScramServer, AuthError> {
+        let secret = ScramSecret::generate("pw");
+        let mut server = ScramServer::with_random_nonce(secret).with_channel_binding(server_cb);
+        let mut client = ScramSha256::new(b"pw", cb);
+        let server_first = server.client_first(mechanism, client.message())?;
+        client.update(&server_first).unwrap();
+        let server_final = server.client_final(client.message())?;
+        client.finish(&server_final).unwrap();
+        Ok(server)
+    }
+
+    #[test]
+    fn channel_binding() {
+        let data = vec![7u8; 32];
+        let tls = || Some(data.clone());
+        let bind = || ChannelBinding::tls_server_end_point(data.clone());
+        // The right data with the PLUS mechanism succeeds.
+        let ok = plus_round_trip(tls(), SCRAM_SHA_256_PLUS, bind()).unwrap();
+        assert!(ok.client_key().is_some());
+        // Other data (another certificate, a man in the middle) fails.
+        let other = ChannelBinding::tls_server_end_point(vec![8u8; 32]);
+        assert_eq!(
+            plus_round_trip(tls(), SCRAM_SHA_256_PLUS, other).unwrap_err(),
+            AuthError::ChannelBindingMismatch
+        );
+        // A TLS client may still skip binding with "n", not claim "y".
+        plus_round_trip(tls(), SCRAM_SHA_256, ChannelBinding::unsupported()).unwrap();
+        assert_eq!(
+            plus_round_trip(tls(), SCRAM_SHA_256, ChannelBinding::unrequested()).unwrap_err(),
+            AuthError::ChannelBindingDowngrade
+        );
+        // p= needs the PLUS mechanism, and PLUS needs p=.
+        assert!(matches!(
+            plus_round_trip(tls(), SCRAM_SHA_256, bind()).unwrap_err(),
+            AuthError::Malformed(_)
+        ));
+        assert!(matches!(
+            plus_round_trip(tls(), SCRAM_SHA_256_PLUS, ChannelBinding::unsupported()).unwrap_err(),
+            AuthError::Malformed(_)
+        ));
+        // Without TLS there is nothing to bind to.
+        assert_eq!(
+            plus_round_trip(None, SCRAM_SHA_256_PLUS, bind()).unwrap_err(),
+            AuthError::ChannelBindingNotSupported
+        );
+        assert_eq!(
+            plus_round_trip(None, SCRAM_SHA_256, bind()).unwrap_err(),
+            AuthError::ChannelBindingNotSupported
+        );
+        plus_round_trip(None, SCRAM_SHA_256, ChannelBinding::unrequested()).unwrap();
     }
 
     #[test]

@@ -33,6 +33,22 @@ pub enum ClientError {
     UnknownRole(String),
     #[error("database \"{0}\" does not exist")]
     UnknownDatabase(String),
+    #[error("TLS is required: plaintext connections are not accepted (client_mode = require)")]
+    TlsRequired,
+    /// No `[[hba]]` rule matched, or the matching one says "reject". Names
+    /// who and from where, never secrets.
+    #[error("{} host \"{addr}\", user \"{user}\", database \"{database}\", {}",
+        if *.explicit { "pgferry hba rejects connection for" } else { "no pgferry hba entry for" },
+        if *.tls { "TLS" } else { "no encryption" })]
+    HbaRejected {
+        addr: String,
+        user: String,
+        database: String,
+        tls: bool,
+        explicit: bool,
+    },
+    #[error("certificate authentication failed for user \"{0}\"")]
+    CertAuthFailed(String),
     #[error("no more connections allowed (max_client_conn)")]
     TooManyClients,
     #[error("invalid startup parameter: {0}")]
@@ -101,7 +117,12 @@ impl ClientError {
                 sqlstate::INVALID_PASSWORD,
                 format!("password authentication failed for user \"{user}\""),
             ),
-            ClientError::UnknownRole(_) => fatal(sqlstate::INVALID_AUTHORIZATION, self.to_string()),
+            ClientError::UnknownRole(_)
+            | ClientError::TlsRequired
+            | ClientError::HbaRejected { .. }
+            | ClientError::CertAuthFailed(_) => {
+                fatal(sqlstate::INVALID_AUTHORIZATION, self.to_string())
+            }
             ClientError::UnknownDatabase(_) => {
                 fatal(sqlstate::INVALID_CATALOG_NAME, self.to_string())
             }

@@ -8,13 +8,16 @@ use tokio::net::TcpStream;
 use super::ClientError;
 use crate::protocol::build;
 use crate::protocol::frame;
+use crate::tls::{ClientTlsInfo, Stream};
 
 /// Initial buffer size; buffers grow for larger messages and shrink back
 /// when the client goes idle.
 pub const READ_CHUNK: usize = 8 * 1024;
 
 pub struct ClientIo {
-    pub stream: TcpStream,
+    pub stream: Stream,
+    /// Set once the client completed a TLS handshake.
+    pub tls: Option<ClientTlsInfo>,
     /// Bytes read from the client, not yet handled.
     pub rbuf: BytesMut,
     /// Bytes queued for the client.
@@ -24,7 +27,8 @@ pub struct ClientIo {
 impl ClientIo {
     pub fn new(stream: TcpStream) -> ClientIo {
         ClientIo {
-            stream,
+            stream: Stream::Plain(stream),
+            tls: None,
             rbuf: BytesMut::new(),
             wbuf: BytesMut::new(),
         }
@@ -46,6 +50,9 @@ impl ClientIo {
         if !self.wbuf.is_empty() {
             self.stream.write_all(&self.wbuf).await?;
             self.wbuf.clear();
+        }
+        if self.stream.wants_flush() {
+            self.stream.flush().await?;
         }
         Ok(())
     }
@@ -71,6 +78,11 @@ impl ClientIo {
             build::error_response(&mut self.wbuf, w.severity, &w.code, &w.message);
             let _ = self.flush().await;
         }
+    }
+
+    /// Whether the client connection is encrypted.
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
     }
 
     /// Gives back memory held by an idle client.

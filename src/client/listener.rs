@@ -10,7 +10,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::handshake::{handshake, Handshake};
+use super::handshake::{handshake, start_tls, Handshake, Startup};
 use super::io::ClientIo;
 use super::login::{login, LoggedIn};
 use super::ClientError;
@@ -49,20 +49,22 @@ async fn client_task(
     peer: SocketAddr,
     permit: Option<OwnedSemaphorePermit>,
 ) {
-    let mut io = ClientIo::new(stream);
     let timeout = state.config.proxy.client_login_timeout;
-    let login_phase = async {
-        match handshake(&mut io, &state).await? {
-            Handshake::Cancelled => Ok(None),
-            Handshake::Startup(s) => Ok::<_, ClientError>(Some(s)),
-        }
+    let negotiated = if timeout.is_zero() {
+        negotiate(ClientIo::new(stream), &state).await
+    } else {
+        tokio::time::timeout(timeout, negotiate(ClientIo::new(stream), &state))
+            .await
+            .unwrap_or(Err((None, ClientError::LoginTimeout)))
     };
-    let startup = match with_timeout(timeout, login_phase).await {
-        Ok(Some(s)) => s,
-        Ok(None) => return,
-        Err(e) => {
+    let (io, startup) = match negotiated {
+        Ok((io, Some(s))) => (io, s),
+        Ok((_, None)) => return,
+        Err((io, e)) => {
             log_refused(peer, &e);
-            io.send_error(&e).await;
+            if let Some(mut io) = io {
+                io.send_error(&e).await;
+            }
             return;
         }
     };
@@ -105,6 +107,25 @@ async fn client_task(
         }
     }
     drop(permit);
+}
+
+/// The handshake up to a StartupMessage, switching to TLS on the way if the
+/// client asks. `Ok(None)`: a cancel request, handled. On error the client is
+/// returned when there is still a plaintext-or-TLS stream to answer on.
+async fn negotiate(
+    mut io: ClientIo,
+    state: &Arc<State>,
+) -> Result<(ClientIo, Option<Startup>), (Option<ClientIo>, ClientError)> {
+    loop {
+        match handshake(&mut io, state).await {
+            Ok(Handshake::Startup(s)) => return Ok((io, Some(s))),
+            Ok(Handshake::Cancelled) => return Ok((io, None)),
+            Ok(Handshake::StartTls { direct }) => {
+                io = start_tls(io, state, direct).await.map_err(|e| (None, e))?;
+            }
+            Err(e) => return Err((Some(io), e)),
+        }
+    }
 }
 
 fn log_refused(peer: SocketAddr, e: &ClientError) {

@@ -95,6 +95,7 @@ async fn run_auth_query(
     let mut bye = bytes::BytesMut::with_capacity(8);
     build::terminate(&mut bye);
     let _ = conn.stream.write_all(&bye).await;
+    let _ = conn.stream.flush().await;
     let passwd = match rows.first() {
         None => None,
         Some(row) if row.len() < 2 => {

@@ -459,6 +459,20 @@ impl<'a> Pump<'a> {
                 }
             }
 
+            // TLS may hold records it could not send yet; push them out so
+            // neither side waits on bytes stuck in a session buffer. Costs
+            // nothing for plaintext (wants_flush is false).
+            if self.server.stream.wants_flush() {
+                if let Poll::Ready(Err(e)) = Pin::new(&mut self.server.stream).poll_flush(cx) {
+                    return Poll::Ready(Outcome::ServerGone(Some(e)));
+                }
+            }
+            if self.io.stream.wants_flush() {
+                if let Poll::Ready(Err(_)) = Pin::new(&mut self.io.stream).poll_flush(cx) {
+                    return Poll::Ready(Outcome::ClientGone);
+                }
+            }
+
             if self.release {
                 self.drop_held();
                 self.c_scanned = 0;

@@ -12,11 +12,15 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
+mod hba;
 mod parse;
 mod schema;
+mod tls;
 mod walk;
 
+pub use hba::{hba_lookup, HbaAddress, HbaMethod, HbaName, HbaRequest, HbaRule};
 pub use parse::parse_duration;
+pub use tls::{ClientTlsMode, ClientVerify, ServerTlsMode, TlsConfig};
 
 use walk::{keyword_from_str, keyword_name, Keyword};
 
@@ -29,6 +33,10 @@ pub struct Config {
     pub users: Vec<UserConfig>,
     /// Keyed by the database name clients ask for.
     pub databases: BTreeMap<String, DatabaseConfig>,
+    /// `[tls]`.
+    pub tls: TlsConfig,
+    /// `[[hba]]` rules in order; empty means `proxy.auth_method` for everyone.
+    pub hba: Vec<HbaRule>,
 }
 
 impl Config {

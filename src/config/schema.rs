@@ -25,6 +25,11 @@ pub(super) fn build(table: Table) -> Result<Config, Vec<Problem>> {
 
     let mut proxy = root.table("proxy").map(proxy).unwrap_or_default();
     let log = root.table("log").map(log).unwrap_or_default();
+    let tls = root.table("tls").map(super::tls::tls).unwrap_or_default();
+    let hba = root
+        .array_of_tables("hba")
+        .map(|rules| super::hba::rules(rules, tls.client_ca_file.is_some()))
+        .unwrap_or_default();
 
     // A wrong type for `users` or its entries is reported by the walker; only an absent or
     // empty list is a problem of its own.
@@ -72,6 +77,8 @@ pub(super) fn build(table: Table) -> Result<Config, Vec<Problem>> {
             log,
             users,
             databases,
+            tls,
+            hba,
         })
     } else {
         Err(problems)

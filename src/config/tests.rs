@@ -214,6 +214,8 @@ fn full_example_parses_to_expected_values() {
                 },
             ),
         ]),
+        tls: Default::default(),
+        hba: Vec::new(),
     };
     assert_eq!(parse_ok(&text), expected);
 }
@@ -983,6 +985,20 @@ fn shipped_example_documents_every_key() {
         "pool_size",
         "hosts",
         "dbname",
+        "client_mode",
+        "client_cert_file",
+        "client_key_file",
+        "client_ca_file",
+        "client_verify",
+        "server_mode",
+        "server_ca_file",
+        "server_cert_file",
+        "server_key_file",
+        "database",
+        "user",
+        "address",
+        "tls",
+        "method",
     ];
     for key in keys {
         let documented = EXAMPLE.lines().any(|l| {

@@ -88,6 +88,10 @@ pub fn auth_ok(buf: &mut BytesMut) {
     framed(buf, b'R', |b| b.put_u32(0));
 }
 
+pub fn auth_cleartext(buf: &mut BytesMut) {
+    framed(buf, b'R', |b| b.put_u32(3));
+}
+
 pub fn auth_md5(buf: &mut BytesMut, salt: [u8; 4]) {
     framed(buf, b'R', |b| {
         b.put_u32(5);
@@ -152,6 +156,11 @@ pub fn startup_message(buf: &mut BytesMut, params: &[(&str, &str)]) {
     buf.put_u8(0);
     let len = (buf.len() - at) as u32;
     buf[at..at + 4].copy_from_slice(&len.to_be_bytes());
+}
+
+pub fn ssl_request(buf: &mut BytesMut) {
+    buf.put_u32(8);
+    buf.put_u32(80_877_103);
 }
 
 pub fn cancel_request(buf: &mut BytesMut, pid: u32, secret: u32) {

@@ -5,11 +5,11 @@ use std::time::Instant;
 
 use futures_util::FutureExt;
 use tokio::io::Interest;
-use tokio::net::TcpStream;
 
 use super::params::ServerParams;
 use crate::config::HostAddr;
 use crate::protocol::TxStatus;
+use crate::tls::Stream;
 
 /// Plain per-connection counters; folded into pool stats by their owner, so
 /// nothing shared is touched per message.
@@ -20,7 +20,7 @@ pub struct ServerStats {
 }
 
 pub struct ServerConn {
-    pub stream: TcpStream,
+    pub stream: Stream,
     pub id: u64,
     pub node: HostAddr,
     /// The address actually connected to, where CancelRequests go.
@@ -60,18 +60,26 @@ impl ServerConn {
     /// (an idle server only speaks to say it is going away).
     ///
     /// The readiness check costs no system call unless the runtime has seen
-    /// the socket become readable.
+    /// the socket become readable. For TLS the raw socket is probed: any
+    /// byte (a record, a close_notify) means the server spoke, and such a
+    /// connection is dropped anyway, so consuming it does no harm.
     pub fn is_reusable(&mut self) -> bool {
         if self.broken || self.tx_status != TxStatus::Idle {
             return false;
         }
-        match self.stream.ready(Interest::READABLE).now_or_never() {
+        let tcp = self.stream.tcp();
+        match tcp.ready(Interest::READABLE).now_or_never() {
             None => true,
             Some(Err(_)) => false,
             Some(Ok(_)) => {
                 let mut probe = [0u8; 1];
-                matches!(self.stream.try_read(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+                matches!(tcp.try_read(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
             }
         }
+    }
+
+    /// Whether the connection to Postgres is encrypted.
+    pub fn is_tls(&self) -> bool {
+        self.stream.is_tls()
     }
 }

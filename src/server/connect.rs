@@ -3,10 +3,11 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::credentials::{self, ScramClient};
@@ -18,6 +19,7 @@ use crate::auth::passthrough::PassThrough;
 use crate::config::{HostAddr, Password};
 use crate::protocol::views::{self, AuthRequest};
 use crate::protocol::{build, tag, TxStatus};
+use crate::tls::{server_name, Stream, TlsState};
 
 static NEXT_SERVER_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -33,6 +35,8 @@ pub struct ConnectSpec {
     pub passthrough: Option<std::sync::Arc<PassThrough>>,
     pub connect_timeout: Duration,
     pub keepalive: bool,
+    /// `server_mode` and the connector, read at each connect (reloadable).
+    pub tls: Arc<TlsState>,
 }
 
 /// Opens and authenticates a server connection. The whole exchange is bounded
@@ -75,16 +79,60 @@ async fn open_socket(spec: &ConnectSpec) -> Result<(TcpStream, SocketAddr), Serv
     ))
 }
 
+/// SSLRequest and the TLS handshake, per `server_mode`. Returns the stream
+/// and, for TLS, the server certificate's channel-binding data.
+async fn negotiate_tls(
+    spec: &ConnectSpec,
+    mut tcp: TcpStream,
+    addr: SocketAddr,
+) -> Result<(Stream, Option<Vec<u8>>), ServerError> {
+    let loaded = spec.tls.current();
+    let Some(side) = &loaded.server else {
+        return Ok((Stream::Plain(tcp), None));
+    };
+    let tls_err = |reason: String| ServerError::Tls {
+        addr: spec.node.to_string(),
+        reason,
+    };
+    let mut out = BytesMut::with_capacity(8);
+    build::ssl_request(&mut out);
+    tcp.write_all(&out).await?;
+    // Exactly one byte: anything the server sends after 'S' is TLS, and
+    // after 'N' the server waits for our StartupMessage.
+    let mut answer = [0u8; 1];
+    if tcp.read(&mut answer).await? == 0 {
+        return Err(ServerError::Closed);
+    }
+    match answer[0] {
+        b'S' => {
+            let name = server_name(&spec.node.host, addr);
+            side.connect(name, tcp)
+                .await
+                .map_err(|e| tls_err(e.to_string()))
+        }
+        b'N' if side.allows_plaintext() => Ok((Stream::Plain(tcp), None)),
+        b'N' => Err(tls_err(format!(
+            "server does not support TLS (server_mode = {:?})",
+            side.mode
+        ))),
+        other => Err(ServerError::Protocol(format!(
+            "unexpected answer {other:#04x} to SSLRequest"
+        ))),
+    }
+}
+
 async fn connect_inner(spec: &ConnectSpec) -> Result<ServerConn, ServerError> {
-    let (mut stream, socket_addr) = open_socket(spec).await?;
+    let (tcp, socket_addr) = open_socket(spec).await?;
+    let (mut stream, end_point) = negotiate_tls(spec, tcp, socket_addr).await?;
     let mut out = BytesMut::with_capacity(256);
     build::startup_message(
         &mut out,
         &[("user", &spec.user), ("database", &spec.database)],
     );
     stream.write_all(&out).await?;
+    stream.flush().await?;
     let mut buf = BytesMut::with_capacity(1024);
-    authenticate(&mut stream, &mut buf, spec).await?;
+    authenticate(&mut stream, &mut buf, spec, end_point).await?;
 
     let mut params = ServerParams::default();
     let mut key = (0, 0);
@@ -150,9 +198,10 @@ fn auth_err(spec: &ConnectSpec, reason: impl Into<String>) -> ServerError {
 
 /// Answers the server's authentication requests until AuthenticationOk.
 async fn authenticate(
-    stream: &mut TcpStream,
+    stream: &mut Stream,
     buf: &mut BytesMut,
     spec: &ConnectSpec,
+    end_point: Option<Vec<u8>>,
 ) -> Result<(), ServerError> {
     let mut out = BytesMut::with_capacity(256);
     let mut scram: Option<ScramClient> = None;
@@ -196,8 +245,10 @@ async fn authenticate(
                         format!("unsupported SASL mechanisms {mechanisms:?}"),
                     ));
                 }
-                let (s, first) = ScramClient::start(spec).map_err(|r| auth_err(spec, r))?;
-                build::sasl_initial_response(&mut out, "SCRAM-SHA-256", &first);
+                let plus = mechanisms.contains(&"SCRAM-SHA-256-PLUS");
+                let (s, first, mechanism) = ScramClient::start(spec, end_point.clone(), plus)
+                    .map_err(|r| auth_err(spec, r))?;
+                build::sasl_initial_response(&mut out, mechanism, &first);
                 scram = Some(s);
             }
             AuthRequest::SaslContinue(data) => {
@@ -223,6 +274,7 @@ async fn authenticate(
             }
         }
         stream.write_all(&out).await?;
+        stream.flush().await?;
     }
 }
 

@@ -36,12 +36,30 @@ pub(super) enum ScramClient {
 }
 
 impl ScramClient {
-    /// Starts an exchange; returns the client and its client-first-message.
-    pub(super) fn start(spec: &ConnectSpec) -> Result<(ScramClient, Vec<u8>), &'static str> {
+    /// Starts an exchange; returns the client, its client-first-message
+    /// and the mechanism chosen. `end_point`: the server certificate's
+    /// tls-server-end-point hash when the connection uses TLS; `plus`: the
+    /// server offers SCRAM-SHA-256-PLUS.
+    pub(super) fn start(
+        spec: &ConnectSpec,
+        end_point: Option<Vec<u8>>,
+        plus: bool,
+    ) -> Result<(ScramClient, Vec<u8>, &'static str), &'static str> {
         if let Some(Password::Plain(p)) = &spec.password {
-            let s = ScramSha256::new(p.as_bytes(), ChannelBinding::unsupported());
+            // Over TLS, bind the exchange to the server's certificate when
+            // the server offers it (a man in the middle cannot relay it);
+            // otherwise say we could have ("y") or could not ("n").
+            let (binding, mechanism) = match end_point {
+                Some(h) if plus => (
+                    ChannelBinding::tls_server_end_point(h),
+                    "SCRAM-SHA-256-PLUS",
+                ),
+                Some(_) => (ChannelBinding::unrequested(), "SCRAM-SHA-256"),
+                None => (ChannelBinding::unsupported(), "SCRAM-SHA-256"),
+            };
+            let s = ScramSha256::new(p.as_bytes(), binding);
             let first = s.message().to_vec();
-            return Ok((ScramClient::Password(Box::new(s)), first));
+            return Ok((ScramClient::Password(Box::new(s)), first, mechanism));
         }
         let key = spec
             .passthrough
@@ -50,7 +68,8 @@ impl ScramClient {
             .ok_or(NO_SCRAM_KEY)?;
         let mut c = ScramKeyClient::with_random_nonce(key);
         let first = c.client_first();
-        Ok((ScramClient::Key(Box::new(c)), first))
+        // The ClientKey exchange sends "n,,": no channel binding.
+        Ok((ScramClient::Key(Box::new(c)), first, "SCRAM-SHA-256"))
     }
 
     /// Takes server-first-message, returns client-final-message.

@@ -25,6 +25,10 @@ pub enum ServerError {
     Protocol(String),
     #[error("cannot authenticate to server as \"{user}\": {reason}")]
     Auth { user: String, reason: String },
+    /// TLS was required and the server declined it, or the handshake
+    /// (certificate verification included) failed.
+    #[error("TLS with server {addr} failed: {reason}")]
+    Tls { addr: String, reason: String },
 }
 
 impl ServerError {
@@ -38,7 +42,7 @@ impl ServerError {
             ServerError::Io(_) => true,
             // The server is shutting down, starting up or in recovery.
             ServerError::Rejected { code, .. } => code.starts_with("57P") || code == "08006",
-            ServerError::Protocol(_) | ServerError::Auth { .. } => false,
+            ServerError::Protocol(_) | ServerError::Auth { .. } | ServerError::Tls { .. } => false,
         }
     }
 }

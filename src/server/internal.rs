@@ -3,11 +3,11 @@
 
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 use super::connect::rejected;
 use super::{ServerConn, ServerError};
 use crate::protocol::{build, frame, tag, views, TxStatus};
+use crate::tls::Stream;
 
 /// Internal traffic is small; anything bigger is a protocol error.
 const MAX_INTERNAL_MESSAGE: usize = 16 << 20;
@@ -16,7 +16,7 @@ const MAX_INTERNAL_MESSAGE: usize = 16 << 20;
 /// been read into `buf` for the next message; callers bound it with a timeout
 /// and drop the connection on expiry.
 pub(super) async fn read_message(
-    stream: &mut TcpStream,
+    stream: &mut Stream,
     buf: &mut BytesMut,
 ) -> Result<(u8, BytesMut), ServerError> {
     loop {
@@ -80,6 +80,7 @@ fn finish(
 
 async fn run(conn: &mut ServerConn, out: &[u8]) -> Result<Vec<Vec<Option<String>>>, ServerError> {
     conn.stream.write_all(out).await?;
+    conn.stream.flush().await?;
     let mut buf = BytesMut::with_capacity(1024);
     let mut rows = Vec::new();
     let mut error = None;
