@@ -14,6 +14,7 @@ pub mod app;
 pub mod auth;
 pub mod client;
 pub mod config;
+pub mod metrics;
 pub mod pool;
 pub mod protocol;
 pub mod router;

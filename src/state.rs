@@ -2,7 +2,9 @@
 //! their authentication material, and per database its topology and pools.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use rand::RngCore;
 
@@ -10,6 +12,7 @@ use crate::auth::md5;
 use crate::auth::secret::ScramSecret;
 use crate::client::cancel::CancelRegistry;
 use crate::config::{Config, Password, PoolMode};
+use crate::metrics::{ClientEntry, ErrorCounts, Registry, ServerEntry};
 use crate::pool::{PauseGate, Pool};
 use crate::router::classify::FunctionPolicy;
 use crate::server::ConnectSpec;
@@ -31,6 +34,8 @@ pub struct Database {
     /// Per user: one pool per node, indexed like the hosts list.
     pools: HashMap<String, Vec<Arc<Pool>>>,
     pool_modes: HashMap<String, PoolMode>,
+    /// Errors this database's clients were given, by kind.
+    pub errors: ErrorCounts,
 }
 
 impl Database {
@@ -45,6 +50,44 @@ impl Database {
     pub fn pools(&self) -> impl Iterator<Item = &Arc<Pool>> {
         self.pools.values().flatten()
     }
+
+    /// Users with pools here, sorted.
+    pub fn users(&self) -> Vec<&str> {
+        let mut v: Vec<&str> = self.pools.keys().map(String::as_str).collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// The pools of `user`, one per node.
+    pub fn user_pools(&self, user: &str) -> &[Arc<Pool>] {
+        self.pools.get(user).map_or(&[], Vec::as_slice)
+    }
+}
+
+/// Settings the admin console's SET changes while running; everything
+/// that reads them reads here, not the config.
+#[derive(Debug)]
+pub struct RuntimeSettings {
+    query_wait_timeout_ms: AtomicU64,
+}
+
+impl RuntimeSettings {
+    fn new(config: &Config) -> RuntimeSettings {
+        RuntimeSettings {
+            query_wait_timeout_ms: AtomicU64::new(
+                config.proxy.query_wait_timeout.as_millis() as u64
+            ),
+        }
+    }
+
+    pub fn query_wait_timeout(&self) -> Duration {
+        Duration::from_millis(self.query_wait_timeout_ms.load(Ordering::Relaxed))
+    }
+
+    pub fn set_query_wait_timeout(&self, d: Duration) {
+        self.query_wait_timeout_ms
+            .store(d.as_millis() as u64, Ordering::Relaxed);
+    }
 }
 
 pub struct State {
@@ -58,6 +101,11 @@ pub struct State {
     pub policy: FunctionPolicy,
     /// Clients pinned to their server connection, by reason (ever).
     pins: Mutex<HashMap<&'static str, u64>>,
+    /// Logged-in clients (SHOW CLIENTS, KILL_CLIENT).
+    pub clients: Arc<Registry<ClientEntry>>,
+    /// Open server connections (SHOW SERVERS).
+    pub servers: Arc<Registry<ServerEntry>>,
+    pub settings: RuntimeSettings,
 }
 
 impl State {
@@ -92,11 +140,16 @@ impl State {
             .iter()
             .map(|u| (u.name.clone(), user_auth(&u.name, u.password.as_ref())))
             .collect();
+        let servers: Arc<Registry<ServerEntry>> = Arc::default();
         let databases = config
             .databases
             .keys()
-            .map(|name| (name.clone(), Arc::new(build_database(&config, name))))
+            .map(|name| {
+                let db = build_database(&config, name, &servers);
+                (name.clone(), Arc::new(db))
+            })
             .collect();
+        let settings = RuntimeSettings::new(&config);
         let mut mock_key = [0u8; 32];
         rand::thread_rng().fill_bytes(&mut mock_key);
         State {
@@ -107,6 +160,9 @@ impl State {
             mock_key,
             policy,
             pins: Mutex::new(HashMap::new()),
+            clients: Arc::default(),
+            servers,
+            settings,
         }
     }
 }
@@ -163,7 +219,7 @@ fn spec(
     }
 }
 
-fn build_database(config: &Config, name: &str) -> Database {
+fn build_database(config: &Config, name: &str, servers: &Arc<Registry<ServerEntry>>) -> Database {
     let db = &config.databases[name];
     let monitor = config
         .proxy
@@ -178,7 +234,7 @@ fn build_database(config: &Config, name: &str) -> Database {
         let per_node = db
             .hosts
             .iter()
-            .map(|h| Pool::new(spec(config, &db.dbname, user, h), size))
+            .map(|h| Pool::new(spec(config, &db.dbname, user, h), size, name, servers.clone()))
             .collect();
         pools.insert(user.name.clone(), per_node);
         pool_modes.insert(user.name.clone(), config.pool_mode_for(name, &user.name));
@@ -205,5 +261,6 @@ fn build_database(config: &Config, name: &str) -> Database {
         ),
         pools,
         pool_modes,
+        errors: ErrorCounts::default(),
     }
 }

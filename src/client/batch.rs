@@ -51,7 +51,12 @@ impl Session {
             if self.io.rbuf.len() < need || self.discard_until_sync || self.discard_bytes > 0 {
                 self.io.flush().await?;
                 self.io.shrink_idle();
-                match self.io.read_more().await {
+                let read = tokio::select! {
+                    r = self.io.read_more() => r,
+                    // KILL_CLIENT: Session::run tells the client.
+                    _ = self.kill_wait.as_mut() => return Ok(()),
+                };
+                match read {
                     Ok(_) => continue,
                     Err(ClientError::Closed) => return Ok(()),
                     Err(e) => return Err(e),
@@ -324,6 +329,7 @@ impl Session {
                             "client pinned to its server connection"
                         );
                         self.state.count_pin(reason);
+                        self.entry.set_pin(Some(reason));
                         self.set_cancel_target(Some(&conn));
                         self.held = Some(conn);
                         return Ok(Flow::Next);
@@ -426,6 +432,7 @@ impl Session {
     /// Answers the batch at the head with `e` and keeps the client.
     fn fail_with(&mut self, e: ClientError) -> Result<(), ClientError> {
         tracing::warn!(client_id = self.id, error = %e, "no server for client request");
+        self.db.errors.count(e.kind());
         let (code, msg) = e.to_wire().map(|w| (w.code, w.message)).unwrap_or_default();
         self.fail_batch(&code, &msg)
     }
@@ -489,8 +496,15 @@ impl Session {
             .pool(&self.user, target.node)
             .ok_or_else(|| ClientError::UnknownRole(self.user.clone()))?;
         let deadline = self.deadline();
-        self.wait_unpaused(deadline).await?;
-        Ok(pool.checkout(deadline).await?)
+        self.entry.waiting();
+        let got = match self.wait_unpaused(deadline).await {
+            Ok(()) => pool.checkout(deadline).await.map_err(ClientError::from),
+            Err(e) => Err(e),
+        };
+        if got.is_err() {
+            self.entry.idle();
+        }
+        got
     }
 }
 

@@ -19,6 +19,7 @@ use tokio::sync::oneshot;
 pub use guard::Pooled;
 pub use pause::{PauseGate, StillPaused};
 
+use crate::metrics::{PoolStats, Registry, ServerEntry, ServerState};
 use crate::server::{self, ConnectSpec, ServerConn, ServerError};
 
 #[derive(Debug, Error)]
@@ -63,6 +64,12 @@ pub struct Pool {
     epoch: AtomicU64,
     inner: Mutex<Inner>,
     pub counters: PoolCounters,
+    /// Traffic totals, folded in by clients at transaction end.
+    pub stats: PoolStats,
+    /// pgferry's name of the database (the key in `[databases]`).
+    database: String,
+    /// Where this pool's server connections are listed (SHOW SERVERS).
+    servers: Arc<Registry<ServerEntry>>,
 }
 
 impl std::fmt::Debug for Pool {
@@ -76,14 +83,34 @@ impl std::fmt::Debug for Pool {
 }
 
 impl Pool {
-    pub fn new(spec: ConnectSpec, size: usize) -> Arc<Pool> {
+    /// A pool for `spec`, listed as database `database`; its connections
+    /// register in `servers`.
+    pub fn new(
+        spec: ConnectSpec,
+        size: usize,
+        database: &str,
+        servers: Arc<Registry<ServerEntry>>,
+    ) -> Arc<Pool> {
         Arc::new(Pool {
             spec,
             max_size: AtomicUsize::new(size.max(1)),
             epoch: AtomicU64::new(0),
             inner: Mutex::new(Inner::default()),
             counters: PoolCounters::default(),
+            stats: PoolStats::default(),
+            database: database.to_owned(),
+            servers,
         })
+    }
+
+    /// pgferry's name of the pool's database.
+    pub fn database(&self) -> &str {
+        &self.database
+    }
+
+    /// The configured size (SET default_pool_size may change it).
+    pub fn max_size(&self) -> usize {
+        self.max_size.load(Ordering::Relaxed)
     }
 
     pub fn spec(&self) -> &ConnectSpec {
@@ -141,8 +168,16 @@ impl Pool {
         let got = tokio::time::timeout_at(deadline.into(), rx).await;
         self.counters.waiting.fetch_sub(1, Ordering::Relaxed);
         match got {
-            Ok(Ok(Grant::Conn(c))) => Ok(c),
-            Ok(Ok(Grant::Slot(slot))) => self.open_new(slot).await,
+            Ok(Ok(Grant::Conn(mut c))) => {
+                c.waited = started.elapsed();
+                Ok(c)
+            }
+            Ok(Ok(Grant::Slot(slot))) => {
+                let waited = started.elapsed();
+                let mut c = self.open_new(slot).await?;
+                c.waited = waited;
+                Ok(c)
+            }
             Ok(Err(_)) => Err(PoolError::Closed),
             Err(_) => Err(PoolError::WaitTimeout {
                 waited_ms: started.elapsed().as_millis(),
@@ -153,6 +188,16 @@ impl Pool {
     async fn open_new(self: &Arc<Self>, slot: Slot) -> Result<Pooled, PoolError> {
         let mut conn = server::connect(&self.spec).await?;
         conn.epoch = self.epoch.load(Ordering::Relaxed);
+        let local = conn.stream.local_addr().ok();
+        conn.entry = Some(self.servers.register(ServerEntry::new(
+            conn.id,
+            &self.database,
+            &self.spec.user,
+            &self.spec.node.host,
+            self.spec.node.port,
+            local,
+            conn.backend_pid,
+        )));
         tracing::debug!(server_id = conn.id, node = %self.spec.node, user = %self.spec.user, "opened server connection");
         Ok(slot.fill(Box::new(conn)))
     }
@@ -175,6 +220,9 @@ impl Pool {
         }
         if let Grant::Conn(mut pooled) = offer {
             if let Some(conn) = pooled.take() {
+                if let Some(e) = &conn.entry {
+                    e.set_state(ServerState::Idle);
+                }
                 inner.idle.push(conn);
             }
         }
