@@ -12,6 +12,7 @@ use crate::auth::md5;
 use crate::auth::secret::ScramSecret;
 use crate::client::cancel::CancelRegistry;
 use crate::config::{Config, Password, PoolMode};
+use crate::metrics::stats::StatsWindow;
 use crate::metrics::{ClientEntry, ErrorCounts, Registry, ServerEntry};
 use crate::pool::{PauseGate, Pool};
 use crate::router::classify::FunctionPolicy;
@@ -36,6 +37,8 @@ pub struct Database {
     pool_modes: HashMap<String, PoolMode>,
     /// Errors this database's clients were given, by kind.
     pub errors: ErrorCounts,
+    /// Samples behind SHOW STATS' averages.
+    pub stats_window: StatsWindow,
 }
 
 impl Database {
@@ -69,6 +72,7 @@ impl Database {
 #[derive(Debug)]
 pub struct RuntimeSettings {
     query_wait_timeout_ms: AtomicU64,
+    default_pool_size: AtomicU64,
 }
 
 impl RuntimeSettings {
@@ -77,7 +81,16 @@ impl RuntimeSettings {
             query_wait_timeout_ms: AtomicU64::new(
                 config.proxy.query_wait_timeout.as_millis() as u64
             ),
+            default_pool_size: AtomicU64::new(config.proxy.default_pool_size as u64),
         }
+    }
+
+    pub fn default_pool_size(&self) -> usize {
+        self.default_pool_size.load(Ordering::Relaxed) as usize
+    }
+
+    pub fn set_default_pool_size(&self, n: usize) {
+        self.default_pool_size.store(n as u64, Ordering::Relaxed);
     }
 
     pub fn query_wait_timeout(&self) -> Duration {
@@ -262,5 +275,6 @@ fn build_database(config: &Config, name: &str, servers: &Arc<Registry<ServerEntr
         pools,
         pool_modes,
         errors: ErrorCounts::default(),
+        stats_window: StatsWindow::default(),
     }
 }

@@ -84,6 +84,46 @@ impl PoolStats {
     }
 }
 
+/// How far back averages look (PgBouncer's default stats_period).
+pub const STATS_PERIOD: Duration = Duration::from_secs(60);
+/// Samples are taken at most this often (when averages are read).
+const SAMPLE_EVERY: Duration = Duration::from_secs(5);
+
+/// Samples of a database's totals for PgBouncer's avg_* columns: the
+/// averages cover the last [`STATS_PERIOD`] (less right after start).
+#[derive(Debug)]
+pub struct StatsWindow(std::sync::Mutex<std::collections::VecDeque<(Instant, Totals)>>);
+
+impl Default for StatsWindow {
+    fn default() -> Self {
+        let mut v = std::collections::VecDeque::new();
+        v.push_back((Instant::now(), Totals::default()));
+        StatsWindow(std::sync::Mutex::new(v))
+    }
+}
+
+impl StatsWindow {
+    /// Notes `now_totals` and returns what changed over the window and the
+    /// window's length in seconds.
+    pub fn delta(&self, now_totals: &Totals) -> (Totals, f64) {
+        let now = Instant::now();
+        let mut v = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if v.back().is_none_or(|b| now.duration_since(b.0) >= SAMPLE_EVERY) {
+            v.push_back((now, *now_totals));
+        }
+        while v.len() > 2 && v.get(1).is_some_and(|s| now.duration_since(s.0) >= STATS_PERIOD) {
+            v.pop_front();
+        }
+        match v.front() {
+            Some((at, base)) => (
+                now_totals.minus(base),
+                now.duration_since(*at).as_secs_f64(),
+            ),
+            None => (Totals::default(), 0.0),
+        }
+    }
+}
+
 /// Plain counters of one client connection since the last fold.
 #[derive(Debug, Clone, Default)]
 pub struct ConnCounters {

@@ -23,3 +23,5 @@ pub const SYNTAX_ERROR: &str = "42601";
 pub const WARNING: &str = "01000";
 pub const OBJECT_NOT_IN_PREREQUISITE_STATE: &str = "55000";
 pub const INSUFFICIENT_PRIVILEGE: &str = "42501";
+pub const UNDEFINED_OBJECT: &str = "42704";
+pub const CANT_CHANGE_RUNTIME_PARAM: &str = "55P02";
