@@ -247,7 +247,14 @@ fn build_database(config: &Config, name: &str, servers: &Arc<Registry<ServerEntr
         let per_node = db
             .hosts
             .iter()
-            .map(|h| Pool::new(spec(config, &db.dbname, user, h), size, name, servers.clone()))
+            .map(|h| {
+                Pool::new(
+                    spec(config, &db.dbname, user, h),
+                    size,
+                    name,
+                    servers.clone(),
+                )
+            })
             .collect();
         pools.insert(user.name.clone(), per_node);
         pool_modes.insert(user.name.clone(), config.pool_mode_for(name, &user.name));

@@ -64,7 +64,10 @@ fn entries(p: &ProxyConfig) -> Vec<(&'static str, String)> {
         ),
         ("pause_timeout", dur(p.pause_timeout)),
         ("pin_policy", p.pin_policy.to_string()),
-        ("max_prepared_statements", p.max_prepared_statements.to_string()),
+        (
+            "max_prepared_statements",
+            p.max_prepared_statements.to_string(),
+        ),
         ("route", r.route.to_string()),
         ("max_replica_lag", dur(r.max_replica_lag)),
         (
@@ -90,7 +93,11 @@ pub fn show(state: &Arc<State>, out: &mut BytesMut) {
             .iter()
             .find(|(k, _)| *k == key)
             .map(|(_, v)| v.clone());
-        let changeable = if CHANGEABLE.contains(&key) { "yes" } else { "no" };
+        let changeable = if CHANGEABLE.contains(&key) {
+            "yes"
+        } else {
+            "no"
+        };
         rows.row(&[
             Some(key.to_owned()),
             Some(value),
@@ -102,7 +109,12 @@ pub fn show(state: &Arc<State>, out: &mut BytesMut) {
 }
 
 /// SET key = value for a run-time setting.
-pub fn set(state: &Arc<State>, key: &str, value: &str, out: &mut BytesMut) -> Result<(), AdminError> {
+pub fn set(
+    state: &Arc<State>,
+    key: &str,
+    value: &str,
+    out: &mut BytesMut,
+) -> Result<(), AdminError> {
     let bad = |message: String| AdminError {
         code: sqlstate::INVALID_PARAMETER_VALUE,
         message,
@@ -117,11 +129,19 @@ pub fn set(state: &Arc<State>, key: &str, value: &str, out: &mut BytesMut) -> Re
                 .parse()
                 .ok()
                 .filter(|&n| (1..=100_000).contains(&n))
-                .ok_or_else(|| bad(format!("default_pool_size: expected a number from 1 to 100000, got {value:?}")))?;
+                .ok_or_else(|| {
+                    bad(format!(
+                        "default_pool_size: expected a number from 1 to 100000, got {value:?}"
+                    ))
+                })?;
             state.settings.set_default_pool_size(size);
             resize_default_pools(state, size);
         }
-        other if entries(&state.config.proxy).iter().any(|(k, _)| *k == other) => {
+        other
+            if entries(&state.config.proxy)
+                .iter()
+                .any(|(k, _)| *k == other) =>
+        {
             return Err(AdminError {
                 code: sqlstate::CANT_CHANGE_RUNTIME_PARAM,
                 message: format!(

@@ -129,7 +129,11 @@ pub fn kill(state: &Arc<State>, db: &str, out: &mut BytesMut) -> Result<(), Admi
             pool.reconnect();
         }
     }
-    tracing::warn!(database = db, clients = killed, "KILL: clients and server connections dropped; paused until RESUME");
+    tracing::warn!(
+        database = db,
+        clients = killed,
+        "KILL: clients and server connections dropped; paused until RESUME"
+    );
     build::command_complete(out, "KILL");
     Ok(())
 }

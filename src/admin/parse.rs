@@ -15,7 +15,10 @@ pub enum Command {
     /// Close one client (its id in SHOW CLIENTS).
     KillClient(u64),
     /// Change a run-time setting.
-    Set { key: String, value: String },
+    Set {
+        key: String,
+        value: String,
+    },
     /// The SHOW subject, lower-cased (e.g. "nodes").
     Show(String),
     Empty,
@@ -140,9 +143,18 @@ mod tests {
                 value: v.into(),
             })
         };
-        assert_eq!(parse("SET query_wait_timeout = '5s'"), set("query_wait_timeout", "5s"));
-        assert_eq!(parse("set Default_Pool_Size=7"), set("default_pool_size", "7"));
-        assert_eq!(parse("SET default_pool_size TO 3"), set("default_pool_size", "3"));
+        assert_eq!(
+            parse("SET query_wait_timeout = '5s'"),
+            set("query_wait_timeout", "5s")
+        );
+        assert_eq!(
+            parse("set Default_Pool_Size=7"),
+            set("default_pool_size", "7")
+        );
+        assert_eq!(
+            parse("SET default_pool_size TO 3"),
+            set("default_pool_size", "3")
+        );
         assert!(parse("SET x").is_err());
         assert!(parse("SET = 1").is_err());
         assert!(parse("SET a =").is_err());

@@ -118,10 +118,7 @@ impl prometheus_client::collector::Collector for Collector {
                 Values::Histogram(v) => {
                     for (l, h) in v {
                         metric.encode_family(l)?.encode_histogram::<NoLabelSet>(
-                            h.sum_secs,
-                            h.count,
-                            &h.buckets,
-                            None,
+                            h.sum_secs, h.count, &h.buckets, None,
                         )?;
                     }
                 }
@@ -220,7 +217,12 @@ fn client_families(state: &State) -> Vec<Family> {
     }
     let clients = counts
         .iter()
-        .map(|((d, u, s), v)| (labels(&[("database", d), ("user", u), ("state", s)]), *v as f64))
+        .map(|((d, u, s), v)| {
+            (
+                labels(&[("database", d), ("user", u), ("state", s)]),
+                *v as f64,
+            )
+        })
         .collect();
     let pinned = pinned
         .iter()
@@ -234,7 +236,10 @@ fn client_families(state: &State) -> Vec<Family> {
     let mut errors = vec![];
     for (name, db) in &state.databases {
         for k in ErrorKind::ALL {
-            errors.push((labels(&[("database", name), ("kind", k.as_str())]), db.errors.get(k)));
+            errors.push((
+                labels(&[("database", name), ("kind", k.as_str())]),
+                db.errors.get(k),
+            ));
         }
     }
     vec![
@@ -276,11 +281,35 @@ fn node_families(state: &State) -> Vec<Family> {
         holds.push((dl, db.topology.hold_latency.snapshot()));
     }
     vec![
-        Family { name: "node_role", help: "1 for the node's current role", values: Values::Gauge(role) },
-        Family { name: "node_health", help: "1 for the node's current health", values: Values::Gauge(health) },
-        Family { name: "replica_lag_seconds", help: "Replica replay lag", values: Values::Gauge(lag_s) },
-        Family { name: "replica_lag_bytes", help: "Replica replay lag in WAL bytes", values: Values::Gauge(lag_b) },
-        Family { name: "failovers", help: "Failovers finished (primary lost, then a primary adopted)", values: Values::Counter(failovers) },
-        Family { name: "failover_hold_seconds", help: "How long clients were held waiting for a primary", values: Values::Histogram(holds) },
+        Family {
+            name: "node_role",
+            help: "1 for the node's current role",
+            values: Values::Gauge(role),
+        },
+        Family {
+            name: "node_health",
+            help: "1 for the node's current health",
+            values: Values::Gauge(health),
+        },
+        Family {
+            name: "replica_lag_seconds",
+            help: "Replica replay lag",
+            values: Values::Gauge(lag_s),
+        },
+        Family {
+            name: "replica_lag_bytes",
+            help: "Replica replay lag in WAL bytes",
+            values: Values::Gauge(lag_b),
+        },
+        Family {
+            name: "failovers",
+            help: "Failovers finished (primary lost, then a primary adopted)",
+            values: Values::Counter(failovers),
+        },
+        Family {
+            name: "failover_hold_seconds",
+            help: "How long clients were held waiting for a primary",
+            values: Values::Histogram(holds),
+        },
     ]
 }

@@ -64,8 +64,8 @@ impl AdminConsole {
                     tracing::info!(user = %self.user, command = %sql, "admin command");
                     // Checked at login; a user removed from both lists since
                     // gets read-only access.
-                    let access = admin::Access::of(&self.state, &self.user)
-                        .unwrap_or(admin::Access::Stats);
+                    let access =
+                        admin::Access::of(&self.state, &self.user).unwrap_or(admin::Access::Stats);
                     admin::execute(&self.state, sql, access, &mut self.io.wbuf).await;
                     build::ready_for_query(&mut self.io.wbuf, TxStatus::Idle);
                 }

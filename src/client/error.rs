@@ -48,7 +48,9 @@ pub enum ClientError {
     NoReplica(String),
     #[error("no node could take the request")]
     NoServer,
-    #[error("user \"{0}\" is not allowed to use the admin console (not in admin_users or stats_users)")]
+    #[error(
+        "user \"{0}\" is not allowed to use the admin console (not in admin_users or stats_users)"
+    )]
     NotAdmin(String),
     #[error("terminating connection due to administrator command")]
     Killed,

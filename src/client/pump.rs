@@ -25,12 +25,12 @@ use super::prepared::{self, ClientStatements, Prepared};
 use super::replay::SessionState;
 use crate::config::PoolMode;
 use crate::metrics::{ConnCounters, PoolStats};
-use tokio_util::sync::WaitForCancellationFutureOwned;
 use crate::protocol::build::{self, Severity};
 use crate::protocol::frame::{self, FrameError};
 use crate::protocol::{sqlstate, tag, views, TxStatus};
 use crate::router::classify::{self, TxEffect};
 use crate::server::{params, ParamSet, ServerConn};
+use tokio_util::sync::WaitForCancellationFutureOwned;
 
 /// Stop reading a side while this much is buffered and unsent (backpressure).
 const HIGH_WATER: usize = 64 * 1024;

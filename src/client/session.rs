@@ -2,8 +2,8 @@
 //! the primary's pool, lets the pump forward until a release point, and
 //! answers locally when no server can take the work.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -449,13 +449,11 @@ impl Session {
             &mut self.sbuf,
         );
         let generation = self.replay.generation;
-        let pump = pump
-            .recording(&mut self.replay)
-            .counting(
-                &mut self.counters,
-                pool.as_deref().map(|p| &p.stats),
-                self.kill_wait.as_mut(),
-            );
+        let pump = pump.recording(&mut self.replay).counting(
+            &mut self.counters,
+            pool.as_deref().map(|p| &p.stats),
+            self.kill_wait.as_mut(),
+        );
         let pump = if self.mode == PoolMode::Session {
             pump
         } else {

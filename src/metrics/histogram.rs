@@ -93,9 +93,7 @@ impl SharedHistogram {
             .iter()
             .enumerate()
             .map(|(i, c)| {
-                let bound = BOUNDS_US
-                    .get(i)
-                    .map_or(f64::INFINITY, |&b| b as f64 / 1e6);
+                let bound = BOUNDS_US.get(i).map_or(f64::INFINITY, |&b| b as f64 / 1e6);
                 (bound, c.load(Ordering::Relaxed))
             })
             .collect();

@@ -67,7 +67,12 @@ impl<E: Keyed> Registry<E> {
     pub fn snapshot(&self) -> Vec<Arc<E>> {
         let mut all: Vec<Arc<E>> = Vec::new();
         for s in &self.shards {
-            all.extend(s.lock().unwrap_or_else(|p| p.into_inner()).values().cloned());
+            all.extend(
+                s.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .values()
+                    .cloned(),
+            );
         }
         all.sort_by_key(|e| e.key());
         all
@@ -100,7 +105,9 @@ impl<E: Keyed> Deref for Registered<E> {
 
 impl<E: Keyed> Drop for Registered<E> {
     fn drop(&mut self) {
-        self.registry.shard(self.entry.key()).remove(&self.entry.key());
+        self.registry
+            .shard(self.entry.key())
+            .remove(&self.entry.key());
     }
 }
 

@@ -108,10 +108,15 @@ impl StatsWindow {
     pub fn delta(&self, now_totals: &Totals) -> (Totals, f64) {
         let now = Instant::now();
         let mut v = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        if v.back().is_none_or(|b| now.duration_since(b.0) >= SAMPLE_EVERY) {
+        if v.back()
+            .is_none_or(|b| now.duration_since(b.0) >= SAMPLE_EVERY)
+        {
             v.push_back((now, *now_totals));
         }
-        while v.len() > 2 && v.get(1).is_some_and(|s| now.duration_since(s.0) >= STATS_PERIOD) {
+        while v.len() > 2
+            && v.get(1)
+                .is_some_and(|s| now.duration_since(s.0) >= STATS_PERIOD)
+        {
             v.pop_front();
         }
         match v.front() {
