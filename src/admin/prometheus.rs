@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
+use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
@@ -127,10 +127,6 @@ impl prometheus_client::collector::Collector for Collector {
         Ok(())
     }
 }
-
-// Keeps the trait in scope for readers of the encoder API above.
-#[allow(dead_code)]
-fn _uses(_: &dyn EncodeMetric) {}
 
 fn families(state: &State) -> Vec<Family> {
     let mut f = pool_families(state);
