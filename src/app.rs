@@ -2,12 +2,14 @@
 //! the health monitors, and runs until shutdown.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::admin::prometheus::ProxyEndpoints;
 use crate::config::Config;
 use crate::lifecycle::ShutdownKind;
 use crate::state::State;
@@ -16,6 +18,9 @@ use crate::state::State;
 pub struct App {
     pub state: Arc<State>,
     pub local_addr: SocketAddr,
+    /// Where `/metrics` and the health endpoints are served, if configured.
+    pub metrics_addr: Option<SocketAddr>,
+    accepting: Arc<AtomicBool>,
     /// Stops background tasks (monitors, reaper).
     shutdown: CancellationToken,
     /// Stops accepting clients.
@@ -69,10 +74,32 @@ impl App {
             accept.clone(),
             clients.clone(),
         ));
+        let accepting = Arc::new(AtomicBool::new(true));
+        let metrics_addr = match state.config.proxy.metrics_listen {
+            Some(addr) => {
+                let listener = bind(addr)?;
+                let bound = listener.local_addr()?;
+                let endpoints = Arc::new(ProxyEndpoints {
+                    state: state.clone(),
+                    accepting: accepting.clone(),
+                });
+                tracker.spawn(crate::metrics::http::serve(
+                    listener,
+                    endpoints,
+                    shutdown.clone(),
+                    tracker.clone(),
+                ));
+                tracing::info!(listen = %bound, "metrics and health endpoints listening");
+                Some(bound)
+            }
+            None => None,
+        };
         tracing::info!(listen = %local_addr, databases = state.databases.len(), "pgferry listening");
         Ok(App {
             state,
             local_addr,
+            metrics_addr,
+            accepting,
             shutdown,
             accept,
             tracker,
@@ -121,6 +148,7 @@ impl App {
     /// close; the process exits after this returns.
     pub async fn stop(self) {
         self.accept.cancel();
+        self.accepting.store(false, Ordering::Relaxed);
         self.shutdown.cancel();
         self.tracker.close();
         for db in self.state.databases.values() {

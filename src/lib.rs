@@ -15,6 +15,7 @@ pub mod auth;
 pub mod client;
 pub mod config;
 pub mod lifecycle;
+pub mod metrics;
 pub mod pool;
 pub mod protocol;
 pub mod router;

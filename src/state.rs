@@ -3,7 +3,9 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 
 use rand::RngCore;
 
@@ -14,6 +16,8 @@ use crate::auth::userlist::UserlistEntry;
 use crate::client::cancel::CancelRegistry;
 use crate::client::ratelimit::FailureLimiter;
 use crate::config::{Config, Password, PoolMode};
+use crate::metrics::stats::StatsWindow;
+use crate::metrics::{ClientEntry, ErrorCounts, Registry, ServerEntry};
 use crate::pool::{Limit, PauseGate, Pool, PoolSettings};
 use crate::router::classify::FunctionPolicy;
 use crate::server::ConnectSpec;
@@ -70,6 +74,12 @@ pub struct Database {
     default_settings: PoolSettings,
     /// `max_db_connections`, one limit per host.
     db_limits: Vec<Arc<Limit>>,
+    /// Errors this database's clients were given, by kind.
+    pub errors: ErrorCounts,
+    /// Samples behind SHOW STATS' averages.
+    pub stats_window: StatsWindow,
+    /// Where the pools' server connections are listed.
+    servers: Arc<Registry<ServerEntry>>,
 }
 
 impl Database {
@@ -90,6 +100,20 @@ impl Database {
     pub fn pools(&self) -> Vec<Arc<Pool>> {
         let pools = self.pools.read().unwrap_or_else(|p| p.into_inner());
         pools.values().flatten().cloned().collect()
+    }
+
+    /// Users with pools here, sorted.
+    pub fn users(&self) -> Vec<String> {
+        let pools = self.pools.read().unwrap_or_else(|p| p.into_inner());
+        let mut v: Vec<String> = pools.keys().cloned().collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// The pools of `user`, one per node.
+    pub fn user_pools(&self, user: &str) -> Vec<Arc<Pool>> {
+        let pools = self.pools.read().unwrap_or_else(|p| p.into_inner());
+        pools.get(user).cloned().unwrap_or_default()
     }
 
     /// Creates the pools of a user that has none yet (default settings).
@@ -113,10 +137,48 @@ impl Database {
                     spec(h),
                     &self.default_settings,
                     vec![db_limit.clone(), user_limit(h)],
+                    &self.name,
+                    self.servers.clone(),
                 )
             })
             .collect();
         pools.insert(user.to_owned(), per_node);
+    }
+}
+
+/// Settings the admin console's SET changes while running; everything
+/// that reads them reads here, not the config.
+#[derive(Debug)]
+pub struct RuntimeSettings {
+    query_wait_timeout_ms: AtomicU64,
+    default_pool_size: AtomicU64,
+}
+
+impl RuntimeSettings {
+    fn new(config: &Config) -> RuntimeSettings {
+        RuntimeSettings {
+            query_wait_timeout_ms: AtomicU64::new(
+                config.proxy.query_wait_timeout.as_millis() as u64
+            ),
+            default_pool_size: AtomicU64::new(config.proxy.default_pool_size as u64),
+        }
+    }
+
+    pub fn default_pool_size(&self) -> usize {
+        self.default_pool_size.load(Ordering::Relaxed) as usize
+    }
+
+    pub fn set_default_pool_size(&self, n: usize) {
+        self.default_pool_size.store(n as u64, Ordering::Relaxed);
+    }
+
+    pub fn query_wait_timeout(&self) -> Duration {
+        Duration::from_millis(self.query_wait_timeout_ms.load(Ordering::Relaxed))
+    }
+
+    pub fn set_query_wait_timeout(&self, d: Duration) {
+        self.query_wait_timeout_ms
+            .store(d.as_millis() as u64, Ordering::Relaxed);
     }
 }
 
@@ -148,6 +210,11 @@ pub struct State {
     user_limits: Mutex<UserLimits>,
     /// Shutdown requests and the drain token sessions watch.
     pub lifecycle: crate::lifecycle::Lifecycle,
+    /// Logged-in clients (SHOW CLIENTS, KILL_CLIENT).
+    pub clients: Arc<Registry<ClientEntry>>,
+    /// Open server connections (SHOW SERVERS).
+    pub servers: Arc<Registry<ServerEntry>>,
+    pub settings: RuntimeSettings,
 }
 
 impl State {
@@ -205,11 +272,20 @@ impl State {
             })
             .collect();
         let mut user_limits = UserLimits::new();
+        let servers: Arc<Registry<ServerEntry>> = Arc::default();
+        let settings = RuntimeSettings::new(&config);
         let databases = config
             .databases
             .keys()
             .map(|name| {
-                let db = build_database(&config, name, &passthrough, &mut user_limits, &tls);
+                let db = build_database(
+                    &config,
+                    name,
+                    &passthrough,
+                    &mut user_limits,
+                    &tls,
+                    &servers,
+                );
                 (name.clone(), Arc::new(db))
             })
             .collect();
@@ -234,6 +310,9 @@ impl State {
             pins: Mutex::new(HashMap::new()),
             user_limits: Mutex::new(user_limits),
             lifecycle: crate::lifecycle::Lifecycle::default(),
+            clients: Arc::default(),
+            servers,
+            settings,
         })
     }
 }
@@ -347,6 +426,7 @@ fn build_database(
     passthrough: &HashMap<String, Arc<PassThrough>>,
     user_limits: &mut UserLimits,
     tls: &Arc<TlsState>,
+    servers: &Arc<Registry<ServerEntry>>,
 ) -> Database {
     let db = &config.databases[name];
     let monitor = config
@@ -379,6 +459,8 @@ fn build_database(
                     spec(config, &db.dbname, user, h, passthrough, tls),
                     &settings,
                     vec![db_limit.clone(), user_limit],
+                    name,
+                    servers.clone(),
                 )
             })
             .collect();
@@ -415,6 +497,9 @@ fn build_database(
             ..pool_settings(config, name, "")
         },
         db_limits,
+        errors: ErrorCounts::default(),
+        stats_window: StatsWindow::default(),
+        servers: servers.clone(),
     }
 }
 

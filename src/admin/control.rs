@@ -109,3 +109,46 @@ pub fn reconnect(
     build::command_complete(out, "RECONNECT");
     Ok(())
 }
+
+/// KILL db: closes every client of the database (FATAL 57P01) and its
+/// server connections, and pauses it like PgBouncer does: new work waits
+/// for RESUME.
+pub fn kill(state: &Arc<State>, db: &str, out: &mut BytesMut) -> Result<(), AdminError> {
+    let dbs = select(state, Some(db))?;
+    let mut killed = 0;
+    for c in state.clients.snapshot() {
+        if c.database == db {
+            c.kill.cancel();
+            killed += 1;
+        }
+    }
+    for d in &dbs {
+        d.gate.pause();
+        // Connections in use close as their (killed) clients let go.
+        for pool in d.pools() {
+            pool.reconnect();
+        }
+    }
+    tracing::warn!(
+        database = db,
+        clients = killed,
+        "KILL: clients and server connections dropped; paused until RESUME"
+    );
+    build::command_complete(out, "KILL");
+    Ok(())
+}
+
+/// KILL_CLIENT id: closes one client (FATAL 57P01); a transaction it had
+/// open is rolled back by its server connection being closed.
+pub fn kill_client(state: &Arc<State>, id: u64, out: &mut BytesMut) -> Result<(), AdminError> {
+    let Some(c) = state.clients.get(id) else {
+        return Err(AdminError {
+            code: sqlstate::UNDEFINED_OBJECT,
+            message: format!("no client with id {id} (see SHOW CLIENTS)"),
+        });
+    };
+    c.kill.cancel();
+    tracing::warn!(client_id = id, database = %c.database, user = %c.user, "KILL_CLIENT");
+    build::command_complete(out, "KILL_CLIENT");
+    Ok(())
+}

@@ -6,8 +6,11 @@
 //! RESUME and RECONNECT; `show` answers SHOW commands; `reply` encodes
 //! result sets. Nothing here touches client sockets.
 
+mod config_view;
 mod control;
 pub mod parse;
+mod pgbouncer_views;
+pub mod prometheus;
 mod reply;
 mod show;
 
@@ -28,11 +31,40 @@ pub fn is_admin_database(name: &str) -> bool {
     ADMIN_DATABASES.contains(&name)
 }
 
+/// What a console user may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// `admin_users`: everything.
+    Admin,
+    /// `stats_users`: SHOW only.
+    Stats,
+}
+
+impl Access {
+    /// The access of `user`, if it may use the console at all.
+    pub fn of(state: &State, user: &str) -> Option<Access> {
+        let proxy = &state.config.proxy;
+        if proxy.admin_users.iter().any(|u| u == user) {
+            Some(Access::Admin)
+        } else if proxy.stats_users.iter().any(|u| u == user) {
+            Some(Access::Stats)
+        } else {
+            None
+        }
+    }
+}
+
 /// Runs one admin statement and appends its reply (without ReadyForQuery)
 /// to `out`. Bad commands get an ErrorResponse; nothing here panics.
-pub async fn execute(state: &Arc<State>, sql: &str, out: &mut BytesMut) {
+pub async fn execute(state: &Arc<State>, sql: &str, access: Access, out: &mut BytesMut) {
     match parse::parse(sql) {
         Ok(Command::Empty) => build::empty_query_response(out),
+        Ok(cmd) if access == Access::Stats && !cmd.read_only() => build::error_response(
+            out,
+            Severity::Error,
+            sqlstate::INSUFFICIENT_PRIVILEGE,
+            "permission denied: stats_users may only run SHOW commands",
+        ),
         Ok(cmd) => {
             if let Err(e) = run(state, cmd, out).await {
                 build::error_response(out, Severity::Error, e.code, &e.message);
@@ -64,6 +96,9 @@ async fn run(state: &Arc<State>, cmd: Command, out: &mut BytesMut) -> Result<(),
         Command::Pause(db) => control::pause(state, db.as_deref(), out).await,
         Command::Resume(db) => control::resume(state, db.as_deref(), out),
         Command::Reconnect(db) => control::reconnect(state, db.as_deref(), out),
+        Command::Kill(db) => control::kill(state, &db, out),
+        Command::KillClient(id) => control::kill_client(state, id, out),
+        Command::Set { key, value } => config_view::set(state, &key, &value, out),
         Command::Show(what) => show::show(state, &what, out),
         Command::Empty => Ok(()),
     }

@@ -13,17 +13,29 @@ pub struct Rows<'a> {
 impl<'a> Rows<'a> {
     /// Writes the RowDescription for `columns` (text, OID 25).
     pub fn new(out: &'a mut BytesMut, columns: &[&str]) -> Rows<'a> {
+        Rows::typed(out, columns, "")
+    }
+
+    /// Like `new`, with column types spelled one letter per column: `t`
+    /// text, `i` int8 (as PgBouncer reports counts, so drivers see
+    /// numbers); missing letters mean text.
+    pub fn typed(out: &'a mut BytesMut, columns: &[&str], types: &str) -> Rows<'a> {
+        let mut types = types.bytes();
         out.put_u8(b'T');
         let at = out.len();
         out.put_u32(0);
         out.put_u16(columns.len() as u16);
         for c in columns {
+            let (oid, size) = match types.next() {
+                Some(b'i') => (20, 8),
+                _ => (25, -1),
+            };
             out.put_slice(c.as_bytes());
             out.put_u8(0);
             out.put_u32(0);
             out.put_i16(0);
-            out.put_u32(25);
-            out.put_i16(-1);
+            out.put_u32(oid);
+            out.put_i16(size);
             out.put_i32(-1);
             out.put_i16(0);
         }

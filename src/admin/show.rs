@@ -5,26 +5,41 @@ use std::time::Instant;
 
 use bytes::BytesMut;
 
+use super::pgbouncer_views as views;
 use super::reply::Rows;
 use super::AdminError;
 use crate::protocol::sqlstate;
 use crate::state::State;
 use crate::topology::format_lsn;
 
+const SUBJECTS: &str = "POOLS, CLIENTS, SERVERS, STATS, STATS_TOTALS, STATS_AVERAGES, DATABASES, USERS, CONFIG, LISTS, VERSION, NODES, FAILOVERS, PINS";
+
 pub fn show(state: &Arc<State>, what: &str, out: &mut BytesMut) -> Result<(), AdminError> {
     match what {
         "version" => {
             let mut rows = Rows::new(out, &["version"]);
+            // One `version` column, like PgBouncer ("PgBouncer 1.18.0").
             rows.row(&[Some(format!("pgferry {}", env!("CARGO_PKG_VERSION")))]);
             rows.finish("SHOW");
         }
         "nodes" => nodes(state, out),
         "failovers" => failovers(state, out),
+        "pools" => views::pools(state, out),
+        "clients" => views::clients(state, out),
+        "servers" => views::servers(state, out),
+        "stats" => views::stats(state, out),
+        "stats_totals" => views::stats_totals(state, out),
+        "stats_averages" => views::stats_averages(state, out),
+        "databases" => views::databases(state, out),
+        "users" => views::users(state, out),
+        "lists" => views::lists(state, out),
+        "pins" => views::pins(state, out),
+        "config" => super::config_view::show(state, out),
         other => {
             return Err(AdminError {
                 code: sqlstate::FEATURE_NOT_SUPPORTED,
                 message: format!(
-                    "unknown SHOW subject \"{}\" (try VERSION, NODES, FAILOVERS)",
+                    "unknown SHOW subject \"{}\" (try {SUBJECTS})",
                     other.chars().take(64).collect::<String>()
                 ),
             })

@@ -62,7 +62,11 @@ impl AdminConsole {
                     let sql = views::query_text(&body)
                         .map_err(|e| ClientError::Protocol(e.to_string()))?;
                     tracing::info!(user = %self.user, command = %sql, "admin command");
-                    admin::execute(&self.state, sql, &mut self.io.wbuf).await;
+                    // Checked at login; a user removed from both lists since
+                    // gets read-only access.
+                    let access =
+                        admin::Access::of(&self.state, &self.user).unwrap_or(admin::Access::Stats);
+                    admin::execute(&self.state, sql, access, &mut self.io.wbuf).await;
                     build::ready_for_query(&mut self.io.wbuf, TxStatus::Idle);
                 }
                 tag::SYNC => build::ready_for_query(&mut self.io.wbuf, TxStatus::Idle),

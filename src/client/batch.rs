@@ -59,6 +59,7 @@ impl Session {
                 let idle_limit = self.state.config.proxy.client_idle_timeout;
                 let draining = &self.state.lifecycle.draining;
                 let io = &mut self.io;
+                let kill_wait = self.kill_wait.as_mut();
                 // Cancel-safe: read_more is.
                 let read = async {
                     if idle_limit.is_zero() || !io.rbuf.is_empty() {
@@ -72,6 +73,8 @@ impl Session {
                 let read = tokio::select! {
                     r = read => r,
                     _ = draining.cancelled() => Err(ClientError::ShuttingDown),
+                    // KILL_CLIENT: Session::run tells the client.
+                    _ = kill_wait => return Ok(()),
                 };
                 match read {
                     Ok(_) => continue,
@@ -388,6 +391,7 @@ impl Session {
                             "client pinned to its server connection"
                         );
                         self.state.count_pin(reason);
+                        self.entry.set_pin(Some(reason));
                         self.set_cancel_target(Some(&conn));
                         self.held = Some(conn);
                         return Ok(Flow::Next);
@@ -500,6 +504,7 @@ impl Session {
     /// Answers the batch at the head with `e` and keeps the client.
     fn fail_with(&mut self, e: ClientError) -> Result<(), ClientError> {
         tracing::warn!(client_id = self.id, error = %e, "no server for client request");
+        self.db.errors.count(e.kind());
         let (code, msg) = e.to_wire().map(|w| (w.code, w.message)).unwrap_or_default();
         self.fail_batch(&code, &msg)
     }
@@ -563,8 +568,15 @@ impl Session {
             .pool(&self.user, target.node)
             .ok_or_else(|| ClientError::UnknownRole(self.user.clone()))?;
         let deadline = self.deadline();
-        self.wait_unpaused(deadline).await?;
-        Ok(pool.checkout(deadline).await?)
+        self.entry.waiting();
+        let got = match self.wait_unpaused(deadline).await {
+            Ok(()) => pool.checkout(deadline).await.map_err(ClientError::from),
+            Err(e) => Err(e),
+        };
+        if got.is_err() {
+            self.entry.idle();
+        }
+        got
     }
 }
 

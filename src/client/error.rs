@@ -3,6 +3,7 @@
 
 use thiserror::Error;
 
+use crate::metrics::ErrorKind;
 use crate::pool::PoolError;
 use crate::protocol::build::Severity;
 use crate::protocol::frame::FrameError;
@@ -71,8 +72,12 @@ pub enum ClientError {
     IdleTimeout,
     #[error("terminating connection because pgferry is shutting down")]
     ShuttingDown,
-    #[error("user \"{0}\" is not allowed to use the admin console (not in admin_users)")]
+    #[error(
+        "user \"{0}\" is not allowed to use the admin console (not in admin_users or stats_users)"
+    )]
     NotAdmin(String),
+    #[error("terminating connection due to administrator command")]
+    Killed,
     #[error("no primary for database \"{database}\" within failover_timeout (waited {} ms)", waited.as_millis())]
     FailoverTimeout {
         database: String,
@@ -179,7 +184,38 @@ impl ClientError {
             ClientError::NoServer => {
                 fatal(sqlstate::CONNECTION_FAILURE, format!("pgferry: {self}"))
             }
+            ClientError::Killed => fatal(sqlstate::ADMIN_SHUTDOWN, self.to_string()),
         })
+    }
+
+    /// The kind counted in the error metrics.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            ClientError::Pool(PoolError::WaitTimeout { .. }) => ErrorKind::WaitTimeout,
+            ClientError::FailoverTimeout { .. } => ErrorKind::FailoverTimeout,
+            ClientError::NoServer
+            | ClientError::NoReplica(_)
+            | ClientError::Server(_)
+            | ClientError::Pool(_)
+            | ClientError::Topology(_) => ErrorKind::NoServer,
+            ClientError::Startup(_)
+            | ClientError::Frame(_)
+            | ClientError::UnexpectedMessage(_)
+            | ClientError::Protocol(_) => ErrorKind::Protocol,
+            ClientError::AuthFailed { .. }
+            | ClientError::UnknownRole(_)
+            | ClientError::UnknownDatabase(_)
+            | ClientError::TooManyClients
+            | ClientError::BadParameter(_)
+            | ClientError::NotAdmin(_)
+            | ClientError::TlsRequired
+            | ClientError::HbaRejected { .. }
+            | ClientError::CertAuthFailed(_)
+            | ClientError::LoginTimeout => ErrorKind::Login,
+            ClientError::Killed | ClientError::ShuttingDown => ErrorKind::Killed,
+            ClientError::IdleInTransaction | ClientError::IdleTimeout => ErrorKind::IdleTimeout,
+            ClientError::Io(_) | ClientError::Closed => ErrorKind::Other,
+        }
     }
 }
 

@@ -82,7 +82,8 @@ async fn prepare(
     }
     authenticate(io, state, &user, &database).await?;
     if admin::is_admin_database(&database) {
-        if !state.config.proxy.admin_users.contains(&user) {
+        let proxy = &state.config.proxy;
+        if !proxy.admin_users.contains(&user) && !proxy.stats_users.contains(&user) {
             return Err(ClientError::NotAdmin(user));
         }
     } else if !state.databases.contains_key(&database) {

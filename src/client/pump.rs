@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use super::prepared::{self, ClientStatements, Prepared};
 use super::replay::SessionState;
 use crate::config::PoolMode;
+use crate::metrics::{ConnCounters, PoolStats};
 use crate::protocol::build::{self, Severity};
 use crate::protocol::frame::{self, FrameError};
 use crate::protocol::{sqlstate, tag, views, TxStatus};
@@ -202,6 +203,12 @@ pub struct Pump<'a> {
     used: Vec<(u64, String)>,
     c_batches: u64,
     s_batches: u64,
+    /// The client's traffic counters (plain fields, no atomics) ...
+    counters: Option<&'a mut ConnCounters>,
+    /// ... folded into the pool's stats at each transaction end.
+    stats: Option<&'a PoolStats>,
+    /// KILL / KILL_CLIENT: the pump stops as if the client had left.
+    kill: Option<Pin<&'a mut WaitForCancellationFutureOwned>>,
 }
 
 impl<'a> Pump<'a> {
@@ -255,7 +262,24 @@ impl<'a> Pump<'a> {
             used: Vec::new(),
             c_batches: 0,
             s_batches: 0,
+            counters: None,
+            stats: None,
+            kill: None,
         }
+    }
+
+    /// Counts traffic into `counters`, folded into `stats` at transaction
+    /// end; stops when `kill` completes.
+    pub fn counting(
+        mut self,
+        counters: &'a mut ConnCounters,
+        stats: Option<&'a PoolStats>,
+        kill: Pin<&'a mut WaitForCancellationFutureOwned>,
+    ) -> Self {
+        self.counters = Some(counters);
+        self.stats = stats;
+        self.kill = Some(kill);
+        self
     }
 
     /// Shares the client's named statements across server connections.
@@ -368,6 +392,11 @@ impl<'a> Pump<'a> {
     }
 
     fn poll_run(&mut self, cx: &mut Context<'_>) -> Poll<Outcome> {
+        if let Some(kill) = self.kill.as_mut() {
+            if kill.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Outcome::ClientGone);
+            }
+        }
         loop {
             let mut progress = false;
 
@@ -400,6 +429,9 @@ impl<'a> Pump<'a> {
                     Poll::Ready(Ok(0)) => return Poll::Ready(Outcome::ServerGone(None)),
                     Poll::Ready(Ok(n)) => {
                         self.c_out.advance(n);
+                        if let Some(c) = self.counters.as_deref_mut() {
+                            c.received(n);
+                        }
                         progress = true;
                     }
                     Poll::Ready(Err(e)) => return Poll::Ready(Outcome::ServerGone(Some(e))),
@@ -414,6 +446,9 @@ impl<'a> Pump<'a> {
                 {
                     Poll::Ready(Ok(0)) => return Poll::Ready(Outcome::ServerGone(None)),
                     Poll::Ready(Ok(n)) => {
+                        if let Some(c) = self.counters.as_deref_mut() {
+                            c.received(n);
+                        }
                         if self.hold {
                             self.c_sent += n;
                         } else {
@@ -449,6 +484,9 @@ impl<'a> Pump<'a> {
             if self.s_scanned > 0 && !self.client_eof {
                 match Pin::new(&mut self.io.stream).poll_write(cx, &self.sbuf[..self.s_scanned]) {
                     Poll::Ready(Ok(n)) if n > 0 => {
+                        if let Some(c) = self.counters.as_deref_mut() {
+                            c.sent(n);
+                        }
                         self.sbuf.advance(n);
                         self.s_scanned -= n;
                         self.drop_held();
@@ -655,13 +693,18 @@ impl<'a> Pump<'a> {
                     }
                     if h.tag == tag::QUERY {
                         self.track.pending += 1;
+                        self.request_sent();
                     } else {
                         self.track.unsynced = true;
                     }
                 }
-                tag::QUERY | tag::FUNCTION_CALL => self.track.pending += 1,
+                tag::QUERY | tag::FUNCTION_CALL => {
+                    self.track.pending += 1;
+                    self.request_sent();
+                }
                 tag::SYNC => {
                     self.track.pending += 1;
+                    self.request_sent();
                     self.track.unsynced = false;
                 }
                 tag::PARSE | tag::BIND | tag::EXECUTE | tag::DESCRIBE | tag::CLOSE => {
@@ -1062,6 +1105,13 @@ impl<'a> Pump<'a> {
         }
     }
 
+    #[inline]
+    fn request_sent(&mut self) {
+        if let Some(c) = self.counters.as_deref_mut() {
+            c.request_sent();
+        }
+    }
+
     fn ready_for_query(&mut self, at: usize, len: usize) {
         let status = self
             .sbuf
@@ -1074,6 +1124,13 @@ impl<'a> Pump<'a> {
         };
         self.track.pending = self.track.pending.saturating_sub(1);
         self.track.tx = status;
+        if let Some(c) = self.counters.as_deref_mut() {
+            let idle = status == TxStatus::Idle;
+            c.ready(self.track.pending > 0, idle);
+            if let (true, Some(stats)) = (idle, self.stats) {
+                c.fold_into(stats);
+            }
+        }
         if self.stmts.is_some() {
             self.s_batches += 1;
             let done = self.s_batches;

@@ -7,8 +7,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, BytesMut};
 use tokio_util::sync::WaitForCancellationFutureOwned;
+
+use bytes::{Buf, BytesMut};
 
 use super::cancel::{CancelKey, CancelTarget};
 use super::io::ClientIo;
@@ -21,6 +22,7 @@ use super::prepared::ClientStatements;
 use super::replay::SessionState;
 use super::route::ReadYourWrites;
 use crate::config::{PoolMode, Route, RoutingConfig};
+use crate::metrics::{ClientEntry, ConnCounters, ErrorKind, Registered};
 use crate::pool::{PoolError, Pooled};
 use crate::protocol::build::{self, Severity};
 use crate::protocol::{frame, sqlstate, tag, TxStatus};
@@ -119,6 +121,13 @@ pub struct Session {
     /// Session mode: the server connection was lost; the next request
     /// reattaches the client to a new one.
     pub(super) session_lost: bool,
+    /// This client in SHOW CLIENTS; its state is updated at checkout and
+    /// release, never per message.
+    pub(super) entry: Registered<ClientEntry>,
+    /// Traffic since the last fold into the pool's stats.
+    pub(super) counters: ConnCounters,
+    /// Completes when KILL / KILL_CLIENT closes this client.
+    pub(super) kill_wait: Pin<Box<WaitForCancellationFutureOwned>>,
 }
 
 impl Session {
@@ -141,8 +150,23 @@ impl Session {
             .map(|d| d.routing.clone())
             .unwrap_or_else(|| state.config.proxy.routing.clone());
         let key = state.cancels.register(&database);
+        let id = NEXT_CLIENT_ID.fetch_add(1, Ordering::Relaxed);
+        let peer = io
+            .stream
+            .peer_addr()
+            .unwrap_or_else(|_| std::net::SocketAddr::from(([0, 0, 0, 0], 0)));
+        let entry = state.clients.register(ClientEntry::new(
+            id,
+            &database,
+            &user,
+            peer,
+            io.stream.local_addr().ok(),
+            desired.get("application_name").unwrap_or(""),
+            key.pid,
+        ));
+        let kill_wait = Box::pin(entry.kill.clone().cancelled_owned());
         let mut s = Session {
-            id: NEXT_CLIENT_ID.fetch_add(1, Ordering::Relaxed),
+            id,
             state,
             db,
             user,
@@ -166,6 +190,9 @@ impl Session {
             startup_params: ParamSet::new(),
             stmts: ClientStatements::default(),
             session_lost: false,
+            entry,
+            counters: ConnCounters::default(),
+            kill_wait,
         };
         s.startup_params = s.desired.clone();
         match s.first_connection().await {
@@ -234,7 +261,7 @@ impl Session {
     }
 
     pub(super) fn deadline(&self) -> Instant {
-        let wait = self.state.config.proxy.query_wait_timeout;
+        let wait = self.state.settings.query_wait_timeout();
         let wait = if wait.is_zero() {
             Duration::from_secs(86_400 * 365)
         } else {
@@ -249,6 +276,15 @@ impl Session {
     /// primary is lost, restarting, or two nodes claim the role), waits up to
     /// `failover_timeout` for one: the client is held, not failed.
     pub(super) async fn checkout(&self) -> Result<Pooled, ClientError> {
+        self.entry.waiting();
+        let got = self.checkout_primary().await;
+        if got.is_err() {
+            self.entry.idle();
+        }
+        got
+    }
+
+    async fn checkout_primary(&self) -> Result<Pooled, ClientError> {
         let deadline = self.deadline();
         self.wait_unpaused(deadline).await?;
         let started = Instant::now();
@@ -309,7 +345,18 @@ impl Session {
         Ok(())
     }
 
+    /// Links the client to `conn` (or unlinks it): where its CancelRequests
+    /// go, and what SHOW CLIENTS / SERVERS show.
     pub(super) fn set_cancel_target(&self, conn: Option<&Pooled>) {
+        match conn {
+            Some(c) => {
+                self.entry.linked(c.id);
+                if let Some(e) = &c.entry {
+                    e.set_link(self.id);
+                }
+            }
+            None => self.entry.idle(),
+        }
         self.key.entry.set(conn.map(|c| CancelTarget {
             addr: c.socket_addr,
             pid: c.backend_pid,
@@ -319,8 +366,12 @@ impl Session {
 
     /// The session's life after login.
     pub async fn run(mut self) {
-        let result = self.run_pooled().await;
+        let mut result = self.run_pooled().await;
+        if self.entry.kill.is_cancelled() {
+            result = Err(ClientError::Killed);
+        }
         if let Err(e) = result {
+            self.db.errors.count(e.kind());
             if let Some(w) = e.to_wire() {
                 build::error_response(&mut self.io.wbuf, w.severity, &w.code, &w.message);
             }
@@ -353,6 +404,7 @@ impl Session {
                     self.held = Some(conn);
                 } else {
                     tracing::info!(client_id = self.id, "client unpinned");
+                    self.entry.set_pin(None);
                     self.set_cancel_target(None);
                 }
                 Ok(true)
@@ -405,6 +457,8 @@ impl Session {
     /// replica), `hold` keeps that batch for a retry elsewhere.
     pub(super) async fn pump(&mut self, conn: &mut Pooled, single: bool, hold: bool) -> Outcome {
         let max = self.state.config.proxy.max_message_size;
+        let pool = conn.pool().cloned();
+        self.counters.assigned(std::mem::take(&mut conn.waited));
         let pump = Pump::new(
             &mut self.io,
             conn,
@@ -429,6 +483,11 @@ impl Session {
         };
         let pump = pump
             .recording(&mut self.replay)
+            .counting(
+                &mut self.counters,
+                pool.as_deref().map(|p| &p.stats),
+                self.kill_wait.as_mut(),
+            )
             .refusing_pins(refuse)
             .timeouts(
                 proxy.query_timeout,
@@ -450,6 +509,12 @@ impl Session {
             pump
         };
         let outcome = pump.run().await;
+        if let Some(p) = &pool {
+            self.counters.fold_into(&p.stats);
+        }
+        if let Outcome::ServerGone(_) | Outcome::Retry = outcome {
+            self.counters.detach();
+        }
         if self.replay.generation != generation {
             // The client's SET statements ran on this connection.
             conn.params.applied_sets = self.replay.sets.clone();
@@ -502,6 +567,7 @@ impl Session {
         let (code, message, status) = lost_reply(&t);
         if in_flight {
             self.db.topology.note_failover_error();
+            self.db.errors.count(ErrorKind::ServerLost);
             for _ in 0..t.pending {
                 build::error_response(&mut self.io.wbuf, Severity::Error, code, &message);
                 build::ready_for_query(&mut self.io.wbuf, status);

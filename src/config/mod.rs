@@ -181,6 +181,12 @@ pub struct ProxyConfig {
     /// `admin_users`: users (from [[users]]) that may connect to the admin console, the
     /// database `pgferry` (alias `pgbouncer`), and run PAUSE, RESUME and RECONNECT.
     pub admin_users: Vec<String>,
+    /// `stats_users`: users (from [[users]]) that may connect to the admin console but only
+    /// run SHOW commands. Default empty.
+    pub stats_users: Vec<String>,
+    /// `metrics_listen`: address of the HTTP listener for `/metrics`, `/health/live` and
+    /// `/health/ready`. Default unset: no listener.
+    pub metrics_listen: Option<SocketAddr>,
     /// `pause_timeout`, default "30s": how long PAUSE waits for running transactions to
     /// finish before it cancels them.
     pub pause_timeout: Duration,
@@ -352,6 +358,8 @@ impl Default for ProxyConfig {
             route_deny_functions: None,
             route_allow_functions: None,
             admin_users: Vec::new(),
+            stats_users: Vec::new(),
+            metrics_listen: None,
             pause_timeout: Duration::from_secs(30),
             pin_policy: PinPolicy::Pin,
             max_prepared_statements: 200,

@@ -53,12 +53,14 @@ pub(super) fn build(table: Table) -> Result<Config, Vec<Problem>> {
         .unwrap_or_default();
     root.finish();
 
-    for name in &proxy.admin_users {
-        if !users.iter().any(|u| &u.name == name) {
-            problems.report(
-                "proxy.admin_users",
-                format!("unknown user {name:?} (not in [[users]])"),
-            );
+    for (key, list) in [
+        ("proxy.admin_users", &proxy.admin_users),
+        ("proxy.stats_users", &proxy.stats_users),
+    ] {
+        for name in list {
+            if !users.iter().any(|u| &u.name == name) {
+                problems.report(key, format!("unknown user {name:?} (not in [[users]])"));
+            }
         }
     }
     match &proxy.monitor_user {
@@ -111,6 +113,8 @@ fn proxy(mut w: Walker<'_>) -> ProxyConfig {
         route_deny_functions:   w.list("route_deny_functions", function_name).map(names),
         route_allow_functions:  w.list("route_allow_functions", function_name).map(names),
         admin_users:            w.list("admin_users", |s| Ok(s.to_owned())).map(names).unwrap_or_default(),
+        stats_users:            w.list("stats_users", |s| Ok(s.to_owned())).map(names).unwrap_or_default(),
+        metrics_listen:         w.parsed("metrics_listen", parse_listen),
         pause_timeout:          w.duration("pause_timeout").unwrap_or(d.pause_timeout),
         pin_policy:             w.keyword("pin_policy").unwrap_or(d.pin_policy),
         max_prepared_statements: w.count("max_prepared_statements", 1).unwrap_or(d.max_prepared_statements),

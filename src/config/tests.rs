@@ -141,6 +141,8 @@ fn full_example_parses_to_expected_values() {
             route_deny_functions: Some(vec!["nextval".to_owned(), "audit.log".to_owned()]),
             route_allow_functions: Some(vec!["lower".to_owned()]),
             admin_users: vec!["monitor".to_owned()],
+            stats_users: Vec::new(),
+            metrics_listen: None,
             pause_timeout: Duration::from_secs(7),
             pin_policy: PinPolicy::Error,
             max_prepared_statements: 50,

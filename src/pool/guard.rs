@@ -3,6 +3,7 @@
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::Pool;
 use crate::server::ServerConn;
@@ -15,14 +16,20 @@ pub struct Pooled {
     // Boxed so guards and grants stay small when moved through channels;
     // the box is made once per server connection, not per checkout.
     conn: Option<Box<ServerConn>>,
+    /// How long the checkout waited in the pool's queue.
+    pub waited: Duration,
 }
 
 impl Pooled {
     pub(super) fn new(pool: Arc<Pool>, conn: Box<ServerConn>) -> Pooled {
         pool.counters.active.fetch_add(1, Ordering::Relaxed);
+        if let Some(e) = &conn.entry {
+            e.set_state(crate::metrics::ServerState::Active);
+        }
         Pooled {
             pool: Some(pool),
             conn: Some(conn),
+            waited: Duration::ZERO,
         }
     }
 
@@ -30,6 +37,7 @@ impl Pooled {
         Pooled {
             pool: None,
             conn: Some(conn),
+            waited: Duration::ZERO,
         }
     }
 

@@ -21,6 +21,7 @@ pub use guard::Pooled;
 pub use limit::Limit;
 pub use pause::{PauseGate, StillPaused};
 
+use crate::metrics::{PoolStats, Registry, ServerEntry, ServerState};
 use crate::server::{self, ConnectSpec, ServerConn, ServerError};
 
 #[derive(Debug, Error)]
@@ -101,6 +102,12 @@ pub struct Pool {
     epoch: AtomicU64,
     inner: Mutex<Inner>,
     pub counters: PoolCounters,
+    /// Traffic totals, folded in by clients at transaction end.
+    pub stats: PoolStats,
+    /// pgferry's name of the database (the key in `[databases]`).
+    database: String,
+    /// Where this pool's server connections are listed (SHOW SERVERS).
+    servers: Arc<Registry<ServerEntry>>,
 }
 
 impl std::fmt::Debug for Pool {
@@ -124,7 +131,14 @@ enum Step {
 }
 
 impl Pool {
-    pub fn new(spec: ConnectSpec, size: usize) -> Arc<Pool> {
+    /// A pool for `spec` with no shared limits, listed as database
+    /// `database`; its connections register in `servers`.
+    pub fn new(
+        spec: ConnectSpec,
+        size: usize,
+        database: &str,
+        servers: Arc<Registry<ServerEntry>>,
+    ) -> Arc<Pool> {
         Pool::with_limits(
             spec,
             &PoolSettings {
@@ -132,13 +146,19 @@ impl Pool {
                 ..PoolSettings::default()
             },
             Vec::new(),
+            database,
+            servers,
         )
     }
 
+    /// A pool that also takes a permit from each of `limits` per
+    /// connection (max_db_connections, max_user_connections).
     pub fn with_limits(
         spec: ConnectSpec,
         settings: &PoolSettings,
         limits: Vec<Arc<Limit>>,
+        database: &str,
+        servers: Arc<Registry<ServerEntry>>,
     ) -> Arc<Pool> {
         let pool = Arc::new(Pool {
             spec,
@@ -148,6 +168,9 @@ impl Pool {
             epoch: AtomicU64::new(0),
             inner: Mutex::new(Inner::default()),
             counters: PoolCounters::default(),
+            stats: PoolStats::default(),
+            database: database.to_owned(),
+            servers,
         });
         pool.apply(settings);
         for l in &pool.limits {
@@ -171,6 +194,16 @@ impl Pool {
 
     pub fn spec(&self) -> &ConnectSpec {
         &self.spec
+    }
+
+    /// pgferry's name of the pool's database.
+    pub fn database(&self) -> &str {
+        &self.database
+    }
+
+    /// The configured size (SET default_pool_size and reload may change it).
+    pub fn max_size(&self) -> usize {
+        self.settings.size.load(Ordering::Relaxed)
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -207,6 +240,16 @@ impl Pool {
     /// away is returned to the pool by its guard.
     pub async fn checkout(self: &Arc<Self>, deadline: Instant) -> Result<Pooled, PoolError> {
         let started = Instant::now();
+        let mut conn = self.checkout_inner(started, deadline).await?;
+        conn.waited = started.elapsed();
+        Ok(conn)
+    }
+
+    async fn checkout_inner(
+        self: &Arc<Self>,
+        started: Instant,
+        deadline: Instant,
+    ) -> Result<Pooled, PoolError> {
         let reserve_size = self.settings.reserve_size.load(Ordering::Relaxed);
         let reserve_at = started
             + Duration::from_millis(self.settings.reserve_timeout_ms.load(Ordering::Relaxed));
@@ -314,6 +357,16 @@ impl Pool {
     async fn open_new(self: &Arc<Self>, slot: Slot) -> Result<Pooled, PoolError> {
         let mut conn = server::connect(&self.spec).await?;
         conn.epoch = self.epoch.load(Ordering::Relaxed);
+        let local = conn.stream.local_addr().ok();
+        conn.entry = Some(self.servers.register(ServerEntry::new(
+            conn.id,
+            &self.database,
+            &self.spec.user,
+            &self.spec.node.host,
+            self.spec.node.port,
+            local,
+            conn.backend_pid,
+        )));
         tracing::debug!(server_id = conn.id, node = %self.spec.node, user = %self.spec.user, "opened server connection");
         Ok(slot.fill(Box::new(conn)))
     }
@@ -349,6 +402,9 @@ impl Pool {
         }
         if let Grant::Conn(mut pooled) = offer {
             if let Some(conn) = pooled.take() {
+                if let Some(e) = &conn.entry {
+                    e.set_state(ServerState::Idle);
+                }
                 inner.idle.push(conn);
             }
         }

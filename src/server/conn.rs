@@ -40,6 +40,9 @@ pub struct ServerConn {
     pub epoch: u64,
     /// Named statements prepared on this connection by pgferry.
     pub statements: super::ServerStatements,
+    /// This connection in SHOW SERVERS; set by the pool that opened it,
+    /// removed when the connection is dropped.
+    pub entry: Option<crate::metrics::Registered<crate::metrics::ServerEntry>>,
 }
 
 impl std::fmt::Debug for ServerConn {

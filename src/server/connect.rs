@@ -173,6 +173,7 @@ async fn connect_inner(spec: &ConnectSpec) -> Result<ServerConn, ServerError> {
         created: now,
         last_used: now,
         stats: ServerStats::default(),
+        entry: None,
         epoch: 0,
         statements: Default::default(),
     })

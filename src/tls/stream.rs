@@ -23,6 +23,14 @@ impl Stream {
         }
     }
 
+    pub fn peer_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        self.tcp().peer_addr()
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        self.tcp().local_addr()
+    }
+
     pub fn is_tls(&self) -> bool {
         matches!(self, Stream::Tls(_))
     }

@@ -12,6 +12,8 @@ pub struct FailoverLog {
     open: Option<Open>,
     /// Finished failovers, most recent last (bounded).
     pub history: Vec<Summary>,
+    /// Finished failovers ever (the history forgets old ones).
+    pub finished: u64,
 }
 
 #[derive(Debug)]
@@ -114,6 +116,7 @@ impl FailoverLog {
             self.history.remove(0);
         }
         self.history.push(s.clone());
+        self.finished += 1;
         Some(s)
     }
 

@@ -107,6 +107,8 @@ pub struct Topology {
     primary_reported: AtomicU64,
     monitor_started: AtomicBool,
     failovers: Mutex<failover::FailoverLog>,
+    /// How long clients were held waiting for a primary (metrics).
+    pub hold_latency: crate::metrics::SharedHistogram,
 }
 
 impl std::fmt::Debug for Topology {
@@ -137,6 +139,7 @@ impl Topology {
             primary_reported: AtomicU64::new(0),
             monitor_started: AtomicBool::new(false),
             failovers: Mutex::new(failover::FailoverLog::default()),
+            hold_latency: Default::default(),
         })
     }
 
@@ -258,7 +261,14 @@ impl Topology {
 
     /// A client waited `waited` for a primary and then got one.
     pub fn note_held(&self, waited: Duration) {
+        self.hold_latency
+            .observe(u64::try_from(waited.as_micros()).unwrap_or(u64::MAX));
         self.failover_log().held(waited);
+    }
+
+    /// Failovers finished since start.
+    pub fn failovers_finished(&self) -> u64 {
+        self.failover_log().finished
     }
 
     /// A client got an error because the primary was lost.
