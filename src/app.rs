@@ -2,6 +2,7 @@
 //! the health monitors, and runs until shutdown.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -12,6 +13,7 @@ use tokio_util::task::TaskTracker;
 use crate::admin::prometheus::ProxyEndpoints;
 use crate::config::Config;
 use crate::lifecycle::ShutdownKind;
+use crate::reload::Reloader;
 use crate::state::State;
 
 /// A running proxy.
@@ -31,8 +33,15 @@ pub struct App {
 }
 
 impl App {
-    /// Binds the listener and starts serving in the background.
+    /// Binds the listener and starts serving in the background. Without a
+    /// config file there is nothing to reload (see [`App::start_from`]).
     pub async fn start(config: Config) -> std::io::Result<App> {
+        App::start_from(config, None).await
+    }
+
+    /// Like [`App::start`], for a config read from `path`: SIGHUP and the
+    /// console's RELOAD re-read it.
+    pub async fn start_from(config: Config, path: Option<PathBuf>) -> std::io::Result<App> {
         let file_users = match &config.proxy.auth_file {
             Some(path) => {
                 crate::auth::userlist::load(path)
@@ -48,15 +57,15 @@ impl App {
         };
         let state =
             Arc::new(State::build_with_users(config, file_users).map_err(std::io::Error::other)?);
-        if let Some(auth_user) = &state.config.proxy.auth_user {
-            if !state.users.contains_key(auth_user) {
+        if let Some(auth_user) = &state.config().proxy.auth_user {
+            if !state.users().contains_key(auth_user) {
                 tracing::warn!(
                     auth_user,
                     "auth_user is neither in [[users]] nor in auth_file: auth_query cannot run"
                 );
             }
         }
-        let listener = bind(state.config.proxy.listen)?;
+        let listener = bind(state.config().proxy.listen)?;
         let local_addr = listener.local_addr()?;
         let shutdown = CancellationToken::new();
         let accept = CancellationToken::new();
@@ -64,8 +73,19 @@ impl App {
         let clients = TaskTracker::new();
         // One health monitor per database; its first round runs at once, so
         // the primary is usually known before the first client arrives.
-        for db in state.databases.values() {
-            db.topology.spawn_monitor(&tracker, shutdown.clone());
+        for db in state.databases().values() {
+            db.topology.spawn_monitor(&tracker, db.monitor_stop.clone());
+        }
+        if let Some(path) = path {
+            tracker.spawn(
+                Reloader {
+                    path,
+                    state: state.clone(),
+                    tracker: tracker.clone(),
+                    shutdown: shutdown.clone(),
+                }
+                .run(),
+            );
         }
         tracker.spawn(reap_idle(state.clone(), shutdown.clone()));
         tracker.spawn(crate::client::serve(
@@ -75,7 +95,7 @@ impl App {
             clients.clone(),
         ));
         let accepting = Arc::new(AtomicBool::new(true));
-        let metrics_addr = match state.config.proxy.metrics_listen {
+        let metrics_addr = match state.config().proxy.metrics_listen {
             Some(addr) => {
                 let listener = bind(addr)?;
                 let bound = listener.local_addr()?;
@@ -94,7 +114,7 @@ impl App {
             }
             None => None,
         };
-        tracing::info!(listen = %local_addr, databases = state.databases.len(), "pgferry listening");
+        tracing::info!(listen = %local_addr, databases = state.databases().len(), "pgferry listening");
         Ok(App {
             state,
             local_addr,
@@ -126,7 +146,7 @@ impl App {
             }
         }
         if kind == ShutdownKind::Graceful {
-            let timeout = self.state.config.proxy.shutdown_timeout;
+            let timeout = self.state.config().proxy.shutdown_timeout;
             tracing::info!(
                 clients = self.clients.len(),
                 timeout_ms = timeout.as_millis() as u64,
@@ -151,7 +171,8 @@ impl App {
         self.accepting.store(false, Ordering::Relaxed);
         self.shutdown.cancel();
         self.tracker.close();
-        for db in self.state.databases.values() {
+        for db in self.state.databases().values() {
+            db.monitor_stop.cancel();
             for pool in db.pools() {
                 pool.close();
             }
@@ -169,7 +190,7 @@ async fn reap_idle(state: Arc<State>, shutdown: CancellationToken) {
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
-        for db in state.databases.values() {
+        for db in state.databases().values() {
             for pool in db.pools() {
                 let n = pool.reap();
                 if n > 0 {

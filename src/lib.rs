@@ -18,6 +18,7 @@ pub mod lifecycle;
 pub mod metrics;
 pub mod pool;
 pub mod protocol;
+pub mod reload;
 pub mod router;
 pub mod server;
 pub mod state;

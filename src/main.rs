@@ -48,7 +48,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    rt.block_on(run(config))
+    rt.block_on(run(config, cli.config.clone()))
 }
 
 fn report(path: &std::path::Path, e: &ConfigError) {
@@ -77,8 +77,8 @@ fn init_logging(config: &Config) {
     }
 }
 
-async fn run(config: Config) -> ExitCode {
-    let app = match pgferry::app::App::start(config).await {
+async fn run(config: Config, path: std::path::PathBuf) -> ExitCode {
+    let app = match pgferry::app::App::start_from(config, Some(path)).await {
         Ok(app) => app,
         Err(e) => {
             tracing::error!(error = %e, "cannot start");

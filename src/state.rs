@@ -5,6 +5,8 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
+
+use arc_swap::{ArcSwap, Guard};
 use std::time::Duration;
 
 use rand::RngCore;
@@ -71,9 +73,12 @@ pub struct Database {
     pool_modes: HashMap<String, PoolMode>,
     /// Pool mode and size of users without settings of their own.
     default_mode: PoolMode,
-    default_settings: PoolSettings,
+    default_settings: RwLock<PoolSettings>,
     /// `max_db_connections`, one limit per host.
     db_limits: Vec<Arc<Limit>>,
+    /// Stops this database's health monitor (at shutdown, or once a
+    /// database removed or replaced by a reload has drained).
+    pub monitor_stop: tokio_util::sync::CancellationToken,
     /// Errors this database's clients were given, by kind.
     pub errors: ErrorCounts,
     /// Samples behind SHOW STATS' averages.
@@ -100,6 +105,38 @@ impl Database {
     pub fn pools(&self) -> Vec<Arc<Pool>> {
         let pools = self.pools.read().unwrap_or_else(|p| p.into_inner());
         pools.values().flatten().cloned().collect()
+    }
+
+    pub(crate) fn db_limits(&self) -> &[Arc<Limit>] {
+        &self.db_limits
+    }
+
+    pub(crate) fn set_db_limit(&self, cap: usize) {
+        for l in &self.db_limits {
+            l.set_cap(cap);
+        }
+    }
+
+    pub(crate) fn set_default_settings(&self, settings: PoolSettings) {
+        *self
+            .default_settings
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = settings;
+    }
+
+    /// Puts `pools` in place of `user`'s; returns the old ones.
+    pub(crate) fn replace_pools(
+        &self,
+        user: &str,
+        pools: Vec<Arc<Pool>>,
+    ) -> Option<Vec<Arc<Pool>>> {
+        let mut map = self.pools.write().unwrap_or_else(|p| p.into_inner());
+        map.insert(user.to_owned(), pools)
+    }
+
+    pub(crate) fn remove_pools(&self, user: &str) -> Option<Vec<Arc<Pool>>> {
+        let mut map = self.pools.write().unwrap_or_else(|p| p.into_inner());
+        map.remove(user)
     }
 
     /// Users with pools here, sorted.
@@ -135,7 +172,10 @@ impl Database {
             .map(|(h, db_limit)| {
                 Pool::with_limits(
                     spec(h),
-                    &self.default_settings,
+                    &self
+                        .default_settings
+                        .read()
+                        .unwrap_or_else(|p| p.into_inner()),
                     vec![db_limit.clone(), user_limit(h)],
                     &self.name,
                     self.servers.clone(),
@@ -183,9 +223,10 @@ impl RuntimeSettings {
 }
 
 pub struct State {
-    pub config: Arc<Config>,
+    /// The config in force; swapped whole by a reload.
+    config: ArcSwap<Config>,
     /// `[[users]]` and `auth_file` users (`[[users]]` win on a name clash).
-    pub users: HashMap<String, UserAuth>,
+    users: ArcSwap<HashMap<String, UserAuth>>,
     /// Per user: credentials for server connections learned at run time
     /// (SCRAM ClientKeys of logged-in clients, md5 hashes); shared with the
     /// user's pools.
@@ -194,12 +235,15 @@ pub struct State {
     pub auth_cache: crate::auth::cache::AuthCache,
     /// Delays failed logins per client address.
     pub login_limiter: FailureLimiter,
-    pub databases: HashMap<String, Arc<Database>>,
+    databases: ArcSwap<HashMap<String, Arc<Database>>>,
+    /// Bumped by every reload; sessions compare it to re-read their database
+    /// and routing settings at their next transaction.
+    generation: AtomicU64,
     pub cancels: Arc<CancelRegistry>,
     /// Key for fake SCRAM salts of unknown users (see ScramSecret::mock).
     pub mock_key: [u8; 32],
     /// Which function calls make a statement a write for `auto` routing.
-    pub policy: FunctionPolicy,
+    policy: ArcSwap<FunctionPolicy>,
     /// TLS acceptor and connector; `tls.reload(..)` swaps certificates
     /// without touching established connections.
     pub tls: Arc<TlsState>,
@@ -210,6 +254,8 @@ pub struct State {
     user_limits: Mutex<UserLimits>,
     /// Shutdown requests and the drain token sessions watch.
     pub lifecycle: crate::lifecycle::Lifecycle,
+    /// Where RELOAD asks for a config reload.
+    pub reloads: crate::reload::ReloadChannel,
     /// Logged-in clients (SHOW CLIENTS, KILL_CLIENT).
     pub clients: Arc<Registry<ClientEntry>>,
     /// Open server connections (SHOW SERVERS).
@@ -255,14 +301,7 @@ impl State {
         let config = Arc::new(config);
         let tls = Arc::new(TlsState::new(&config.tls)?);
         let policy = function_policy(&config.proxy);
-        let mut users: HashMap<String, UserAuth> = file_users
-            .iter()
-            .map(|u| (u.name.clone(), UserAuth::from_stored(&u.name, &u.password)))
-            .collect();
-        // [[users]] win over auth_file entries of the same name.
-        for u in &config.users {
-            users.insert(u.name.clone(), user_auth(&u.name, u.password.as_ref()));
-        }
+        let users = build_users(&config, &file_users);
         let passthrough: HashMap<String, Arc<PassThrough>> = users
             .values()
             .map(|u| {
@@ -274,7 +313,7 @@ impl State {
         let mut user_limits = UserLimits::new();
         let servers: Arc<Registry<ServerEntry>> = Arc::default();
         let settings = RuntimeSettings::new(&config);
-        let databases = config
+        let databases: HashMap<String, Arc<Database>> = config
             .databases
             .keys()
             .map(|name| {
@@ -297,19 +336,21 @@ impl State {
             config.proxy.auth_failure_max_delay,
         );
         Ok(State {
-            config,
-            users,
+            config: ArcSwap::new(config),
+            users: ArcSwap::from_pointee(users),
             passthrough: Mutex::new(passthrough),
             auth_cache,
             login_limiter,
-            databases,
+            databases: ArcSwap::from_pointee(databases),
+            generation: AtomicU64::new(0),
             cancels: Arc::new(CancelRegistry::default()),
             mock_key,
-            policy,
+            policy: ArcSwap::from_pointee(policy),
             tls,
             pins: Mutex::new(HashMap::new()),
             user_limits: Mutex::new(user_limits),
             lifecycle: crate::lifecycle::Lifecycle::default(),
+            reloads: crate::reload::ReloadChannel::default(),
             clients: Arc::default(),
             servers,
             settings,
@@ -318,6 +359,60 @@ impl State {
 }
 
 impl State {
+    /// The config in force (cheap: no reference count is touched).
+    pub fn config(&self) -> Guard<Arc<Config>> {
+        self.config.load()
+    }
+
+    /// Users from `[[users]]` and `auth_file`.
+    pub fn users(&self) -> Guard<Arc<HashMap<String, UserAuth>>> {
+        self.users.load()
+    }
+
+    pub fn databases(&self) -> Guard<Arc<HashMap<String, Arc<Database>>>> {
+        self.databases.load()
+    }
+
+    pub fn database(&self, name: &str) -> Option<Arc<Database>> {
+        self.databases.load().get(name).cloned()
+    }
+
+    /// Which function calls make a statement a write for `auto` routing.
+    pub fn policy(&self) -> Guard<Arc<FunctionPolicy>> {
+        self.policy.load()
+    }
+
+    /// Bumped by every reload.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Installs a reloaded config with its users and databases.
+    pub(crate) fn swap(
+        &self,
+        config: Config,
+        users: HashMap<String, UserAuth>,
+        databases: HashMap<String, Arc<Database>>,
+    ) {
+        self.policy.store(Arc::new(function_policy(&config.proxy)));
+        self.users.store(Arc::new(users));
+        self.databases.store(Arc::new(databases));
+        self.config.store(Arc::new(config));
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Every user's credential slot, for building pools.
+    pub(crate) fn passthrough_snapshot(&self) -> HashMap<String, Arc<PassThrough>> {
+        self.passthrough
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub(crate) fn user_limits(&self) -> std::sync::MutexGuard<'_, UserLimits> {
+        self.user_limits.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// The run-time credential slot of `user`, created on first use.
     pub fn passthrough(&self, user: &str) -> Arc<PassThrough> {
         let mut map = self.passthrough.lock().unwrap_or_else(|p| p.into_inner());
@@ -327,10 +422,11 @@ impl State {
     /// Makes sure `user` has pools in `database` (users from `auth_file` or
     /// `auth_query` get default pool settings); call after a successful login.
     pub fn ensure_pools(&self, database: &str, user: &str) {
-        let Some(db) = self.databases.get(database) else {
+        let Some(db) = self.database(database) else {
             return;
         };
-        let Some(db_config) = self.config.databases.get(database) else {
+        let config = self.config();
+        let Some(db_config) = config.databases.get(database) else {
             return;
         };
         let passthrough = self.passthrough(user);
@@ -338,24 +434,39 @@ impl State {
             let mut limits = self.user_limits.lock().unwrap_or_else(|p| p.into_inner());
             limits
                 .entry((user.to_owned(), node.clone()))
-                .or_insert_with(|| Limit::new(self.config.proxy.max_user_connections))
+                .or_insert_with(|| Limit::new(self.config().proxy.max_user_connections))
                 .clone()
         };
         let spec = |node: &crate::config::HostAddr| ConnectSpec {
             node: node.clone(),
             user: user.to_owned(),
             database: db_config.dbname.clone(),
-            password: self.users.get(user).and_then(|u| u.password.clone()),
+            password: self.users().get(user).and_then(|u| u.password.clone()),
             passthrough: Some(passthrough.clone()),
-            connect_timeout: self.config.proxy.server_connect_timeout,
-            keepalive: self.config.proxy.tcp_keepalive,
+            connect_timeout: self.config().proxy.server_connect_timeout,
+            keepalive: self.config().proxy.tcp_keepalive,
             tls: self.tls.clone(),
         };
         db.ensure_pools(user, spec, user_limit);
     }
 }
 
-fn function_policy(proxy: &crate::config::ProxyConfig) -> FunctionPolicy {
+/// `[[users]]` over `auth_file` entries of the same name.
+pub(crate) fn build_users(
+    config: &Config,
+    file_users: &[UserlistEntry],
+) -> HashMap<String, UserAuth> {
+    let mut users: HashMap<String, UserAuth> = file_users
+        .iter()
+        .map(|u| (u.name.clone(), UserAuth::from_stored(&u.name, &u.password)))
+        .collect();
+    for u in &config.users {
+        users.insert(u.name.clone(), user_auth(&u.name, u.password.as_ref()));
+    }
+    users
+}
+
+pub(crate) fn function_policy(proxy: &crate::config::ProxyConfig) -> FunctionPolicy {
     fn refs(v: &[String]) -> Vec<&str> {
         v.iter().map(String::as_str).collect()
     }
@@ -406,7 +517,7 @@ fn spec(
 
 /// `max_user_connections` limits, one per (user, host), shared by the pools
 /// of every database.
-type UserLimits = HashMap<(String, crate::config::HostAddr), Arc<Limit>>;
+pub(crate) type UserLimits = HashMap<(String, crate::config::HostAddr), Arc<Limit>>;
 
 /// The sizes and ages of the pool of `user` in database `db`.
 pub fn pool_settings(config: &Config, db: &str, user: &str) -> PoolSettings {
@@ -420,7 +531,58 @@ pub fn pool_settings(config: &Config, db: &str, user: &str) -> PoolSettings {
     }
 }
 
-fn build_database(
+/// What the pools of a database share.
+pub(crate) struct PoolContext<'a> {
+    pub passthrough: &'a HashMap<String, Arc<PassThrough>>,
+    pub tls: &'a Arc<TlsState>,
+    pub servers: &'a Arc<Registry<ServerEntry>>,
+    /// `max_db_connections`, one per host.
+    pub db_limits: &'a [Arc<Limit>],
+}
+
+/// The pools (one per host) of a `[[users]]` user in database `name`.
+pub(crate) fn user_pools(
+    config: &Config,
+    name: &str,
+    user: &crate::config::UserConfig,
+    cx: &PoolContext<'_>,
+    user_limits: &mut UserLimits,
+) -> Vec<Arc<Pool>> {
+    let db = &config.databases[name];
+    let settings = pool_settings(config, name, &user.name);
+    let user_cap = user
+        .max_user_connections
+        .unwrap_or(config.proxy.max_user_connections);
+    db.hosts
+        .iter()
+        .zip(cx.db_limits)
+        .map(|(h, db_limit)| {
+            let user_limit = user_limits
+                .entry((user.name.clone(), h.clone()))
+                .or_insert_with(|| Limit::new(user_cap))
+                .clone();
+            user_limit.set_cap(user_cap);
+            Pool::with_limits(
+                spec(config, &db.dbname, user, h, cx.passthrough, cx.tls),
+                &settings,
+                vec![db_limit.clone(), user_limit],
+                name,
+                cx.servers.clone(),
+            )
+        })
+        .collect()
+}
+
+/// Pool settings of users without their own (`auth_file`, `auth_query`).
+pub(crate) fn default_settings(config: &Config, name: &str) -> PoolSettings {
+    let db = &config.databases[name];
+    PoolSettings {
+        size: db.pool_size.unwrap_or(config.proxy.default_pool_size),
+        ..pool_settings(config, name, "")
+    }
+}
+
+pub(crate) fn build_database(
     config: &Config,
     name: &str,
     passthrough: &HashMap<String, Arc<PassThrough>>,
@@ -442,28 +604,18 @@ fn build_database(
         .unwrap_or(config.proxy.max_db_connections);
     let db_limits: Vec<Arc<Limit>> = db.hosts.iter().map(|_| Limit::new(db_cap)).collect();
     for user in &config.users {
-        let settings = pool_settings(config, name, &user.name);
-        let user_cap = user
-            .max_user_connections
-            .unwrap_or(config.proxy.max_user_connections);
-        let per_node = db
-            .hosts
-            .iter()
-            .zip(&db_limits)
-            .map(|(h, db_limit)| {
-                let user_limit = user_limits
-                    .entry((user.name.clone(), h.clone()))
-                    .or_insert_with(|| Limit::new(user_cap))
-                    .clone();
-                Pool::with_limits(
-                    spec(config, &db.dbname, user, h, passthrough, tls),
-                    &settings,
-                    vec![db_limit.clone(), user_limit],
-                    name,
-                    servers.clone(),
-                )
-            })
-            .collect();
+        let per_node = user_pools(
+            config,
+            name,
+            user,
+            &PoolContext {
+                passthrough,
+                tls,
+                servers,
+                db_limits: &db_limits,
+            },
+            user_limits,
+        );
         pools.insert(user.name.clone(), per_node);
         pool_modes.insert(user.name.clone(), config.pool_mode_for(name, &user.name));
     }
@@ -492,10 +644,8 @@ fn build_database(
         pools: RwLock::new(pools),
         pool_modes,
         default_mode: db.pool_mode.unwrap_or(config.proxy.pool_mode),
-        default_settings: PoolSettings {
-            size: db.pool_size.unwrap_or(config.proxy.default_pool_size),
-            ..pool_settings(config, name, "")
-        },
+        default_settings: RwLock::new(default_settings(config, name)),
+        monitor_stop: tokio_util::sync::CancellationToken::new(),
         db_limits,
         errors: ErrorCounts::default(),
         stats_window: StatsWindow::default(),
@@ -533,23 +683,27 @@ mod tests {
             ],
         )
         .unwrap();
-        let app = &state.users["app"];
+        let app = &state.users()["app"];
         assert_eq!(
             app.password.as_ref().map(Password::expose),
             Some("from-config")
         );
-        let filer = &state.users["filer"];
+        let filer = &state.users()["filer"];
         assert_eq!(
             filer.md5.as_deref(),
             Some("md5aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")
         );
 
-        let db = &state.databases["db"];
+        let db = &*state.databases()["db"];
         assert!(db.pool("filer", 0).is_none());
         state.ensure_pools("db", "filer");
         let pool = db.pool("filer", 0).unwrap();
         assert_eq!(pool.spec().user, "filer");
-        assert_eq!(db.default_settings.size, 3, "database default pool size");
+        assert_eq!(
+            db.default_settings.read().unwrap().size,
+            3,
+            "database default pool size"
+        );
         assert_eq!(db.pool_mode("filer"), Some(PoolMode::Session));
         // Idempotent: the same pool stays.
         state.ensure_pools("db", "filer");
@@ -573,7 +727,7 @@ mod tests {
             .passthrough("c")
             .set_scram_key([0x5a; 32], ScramSecret::parse(SCRAM).unwrap());
         let mut debug = format!("{:?} {:#?}", state.config, state.users);
-        for db in state.databases.values() {
+        for db in state.databases().values() {
             for pool in db.pools() {
                 debug.push_str(&format!("{:?} {:?}", pool.spec(), pool.spec()));
             }

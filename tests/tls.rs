@@ -388,7 +388,7 @@ async fn reload_swaps_certificates_and_keeps_established_sessions() {
     pki.issue("server", "second", &["localhost"]);
     let second = std::fs::read(pki.path("server.crt")).unwrap();
     assert_ne!(first, second);
-    app.state.tls.reload(&app.state.config.tls).unwrap();
+    app.state.tls.reload(&app.state.config().tls).unwrap();
 
     let new = tls_connect(port, &ca, None, false).await.unwrap();
     let seen = new.get_ref().1.peer_certificates().unwrap()[0].clone();
@@ -402,7 +402,7 @@ async fn reload_swaps_certificates_and_keeps_established_sessions() {
 
     // A broken file keeps the old certificates.
     std::fs::write(pki.path("server.key"), "not a key").unwrap();
-    assert!(app.state.tls.reload(&app.state.config.tls).is_err());
+    assert!(app.state.tls.reload(&app.state.config().tls).is_err());
     let again = tls_connect(port, &ca, None, false).await.unwrap();
     assert_eq!(again.get_ref().1.peer_certificates().unwrap()[0], want);
     app.stop().await;

@@ -50,7 +50,7 @@ hosts = {hosts}
         let state = State::build(config).unwrap();
         let tracker = TaskTracker::new();
         let shutdown = CancellationToken::new();
-        for db in state.databases.values() {
+        for db in state.databases().values() {
             db.topology.spawn_monitor(&tracker, shutdown.clone());
         }
         Monitored {
@@ -60,8 +60,8 @@ hosts = {hosts}
         }
     }
 
-    fn topology(&self) -> &Arc<Topology> {
-        &self.state.databases["app"].topology
+    fn topology(&self) -> Arc<Topology> {
+        self.state.databases()["app"].topology.clone()
     }
 
     /// Polls the snapshot until `done` holds; panics with `expected` and the

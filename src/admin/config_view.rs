@@ -83,7 +83,7 @@ fn entries(p: &ProxyConfig) -> Vec<(&'static str, String)> {
 }
 
 pub fn show(state: &Arc<State>, out: &mut BytesMut) {
-    let mut effective = state.config.proxy.clone();
+    let mut effective = state.config().proxy.clone();
     effective.query_wait_timeout = state.settings.query_wait_timeout();
     effective.default_pool_size = state.settings.default_pool_size();
     let defaults = entries(&ProxyConfig::default());
@@ -138,7 +138,7 @@ pub fn set(
             resize_default_pools(state, size);
         }
         other
-            if entries(&state.config.proxy)
+            if entries(&state.config().proxy)
                 .iter()
                 .any(|(k, _)| *k == other) =>
         {
@@ -169,10 +169,10 @@ pub fn set(
 /// per-database pool_size) take the new size. Growing takes effect at
 /// once; shrinking as surplus connections close.
 fn resize_default_pools(state: &State, size: usize) {
-    for (name, db) in &state.databases {
-        let db_size = state.config.databases.get(name).and_then(|d| d.pool_size);
+    for (name, db) in state.databases().iter() {
+        let db_size = state.config().databases.get(name).and_then(|d| d.pool_size);
         for user in &db.users() {
-            let user_size = state.config.user(user).and_then(|u| u.pool_size);
+            let user_size = state.config().user(user).and_then(|u| u.pool_size);
             if user_size.is_none() && db_size.is_none() {
                 for pool in db.user_pools(user) {
                     pool.set_size(size);

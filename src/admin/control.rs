@@ -14,11 +14,10 @@ use crate::state::{Database, State};
 fn select(state: &State, db: Option<&str>) -> Result<Vec<Arc<Database>>, AdminError> {
     match db {
         Some(name) => state
-            .databases
-            .get(name)
-            .map(|d| vec![d.clone()])
+            .database(name)
+            .map(|d| vec![d])
             .ok_or_else(|| AdminError::unknown_database(name)),
-        None => Ok(state.databases.values().cloned().collect()),
+        None => Ok(state.databases().values().cloned().collect()),
     }
 }
 
@@ -43,14 +42,14 @@ pub async fn pause(
             tracing::warn!(database = %d.name, "paused: new work is held until RESUME");
         }
     }
-    let deadline = Instant::now() + state.config.proxy.pause_timeout;
+    let deadline = Instant::now() + state.config().proxy.pause_timeout;
     loop {
         let busy = in_flight(&dbs);
         if busy == 0 {
             break;
         }
         if Instant::now() >= deadline {
-            let timeout = state.config.proxy.server_connect_timeout;
+            let timeout = state.config().proxy.server_connect_timeout;
             let mut cancelled = 0;
             for d in &dbs {
                 for t in state.cancels.targets_for(&d.name) {

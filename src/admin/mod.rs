@@ -43,7 +43,7 @@ pub enum Access {
 impl Access {
     /// The access of `user`, if it may use the console at all.
     pub fn of(state: &State, user: &str) -> Option<Access> {
-        let proxy = &state.config.proxy;
+        let proxy = &state.config().proxy;
         if proxy.admin_users.iter().any(|u| u == user) {
             Some(Access::Admin)
         } else if proxy.stats_users.iter().any(|u| u == user) {
@@ -100,6 +100,36 @@ async fn run(state: &Arc<State>, cmd: Command, out: &mut BytesMut) -> Result<(),
         Command::KillClient(id) => control::kill_client(state, id, out),
         Command::Set { key, value } => config_view::set(state, &key, &value, out),
         Command::Show(what) => show::show(state, &what, out),
+        Command::Reload => match state.reloads.request().await {
+            Ok(report) => {
+                for note in report.notes {
+                    build::notice_response(out, sqlstate::SUCCESSFUL_COMPLETION, &note);
+                }
+                for key in report.needs_restart {
+                    build::notice_response(
+                        out,
+                        sqlstate::WARNING,
+                        &format!("{key} changed: takes effect after a restart"),
+                    );
+                }
+                build::command_complete(out, "RELOAD");
+                Ok(())
+            }
+            Err(problems) => Err(AdminError {
+                code: sqlstate::CONFIG_FILE_ERROR,
+                message: format!("RELOAD rejected, the running config stays: {problems}"),
+            }),
+        },
+        Command::Shutdown { wait_for_clients } => {
+            use crate::lifecycle::ShutdownKind;
+            state.lifecycle.request(if wait_for_clients {
+                ShutdownKind::WaitForClients
+            } else {
+                ShutdownKind::Fast
+            });
+            build::command_complete(out, "SHUTDOWN");
+            Ok(())
+        }
         Command::Empty => Ok(()),
     }
 }

@@ -21,6 +21,13 @@ pub enum Command {
     },
     /// The SHOW subject, lower-cased (e.g. "nodes").
     Show(String),
+    /// Re-read the config file.
+    Reload,
+    /// Exit now (`SHUTDOWN`), or once every client has left
+    /// (`SHUTDOWN WAIT_FOR_CLIENTS`).
+    Shutdown {
+        wait_for_clients: bool,
+    },
     Empty,
 }
 
@@ -31,7 +38,7 @@ impl Command {
     }
 }
 
-const COMMANDS: &str = "PAUSE, RESUME, RECONNECT, KILL, KILL_CLIENT, SET, SHOW";
+const COMMANDS: &str = "PAUSE, RESUME, RECONNECT, KILL, KILL_CLIENT, SET, SHOW, RELOAD, SHUTDOWN";
 
 pub fn parse(sql: &str) -> Result<Command, String> {
     let text = sql.trim().trim_end_matches(';').trim();
@@ -62,6 +69,17 @@ pub fn parse(sql: &str) -> Result<Command, String> {
             _ => Err("usage: KILL_CLIENT id (the id column of SHOW CLIENTS)".to_owned()),
         },
         "set" => parse_set(text[verb.len()..].trim()),
+        "reload" if args.is_empty() => Ok(Command::Reload),
+        "reload" => Err("usage: RELOAD".to_owned()),
+        "shutdown" => match args {
+            [] => Ok(Command::Shutdown {
+                wait_for_clients: false,
+            }),
+            [w] if w.eq_ignore_ascii_case("wait_for_clients") => Ok(Command::Shutdown {
+                wait_for_clients: true,
+            }),
+            _ => Err("usage: SHUTDOWN [WAIT_FOR_CLIENTS]".to_owned()),
+        },
         "show" => match args {
             [what] => Ok(Command::Show(what.to_ascii_lowercase())),
             _ => Err("usage: SHOW what".to_owned()),
@@ -128,6 +146,21 @@ mod tests {
         assert!(parse("PAUSE a b").is_err());
         assert!(parse("DROP TABLE x").is_err());
         assert!(parse("SHOW").is_err());
+        assert_eq!(parse("reload;"), Ok(Command::Reload));
+        assert!(parse("RELOAD now").is_err());
+        assert_eq!(
+            parse("SHUTDOWN"),
+            Ok(Command::Shutdown {
+                wait_for_clients: false
+            })
+        );
+        assert_eq!(
+            parse("shutdown wait_for_clients"),
+            Ok(Command::Shutdown {
+                wait_for_clients: true
+            })
+        );
+        assert!(parse("SHUTDOWN soon").is_err());
     }
 
     #[test]

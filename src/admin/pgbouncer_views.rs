@@ -20,8 +20,8 @@ fn n<T: ToString>(v: T) -> Option<String> {
     Some(v.to_string())
 }
 
-fn sorted_dbs(state: &State) -> Vec<&Arc<Database>> {
-    let mut dbs: Vec<_> = state.databases.values().collect();
+fn sorted_dbs(state: &State) -> Vec<Arc<Database>> {
+    let mut dbs: Vec<_> = state.databases().values().cloned().collect();
     dbs.sort_by(|a, b| a.name.cmp(&b.name));
     dbs
 }
@@ -89,14 +89,14 @@ pub fn pools(state: &State, out: &mut BytesMut) {
         "ttiiiiiiiiiiiiitt",
     );
     let clients = client_counts(state);
-    for db in sorted_dbs(state) {
+    for db in &sorted_dbs(state) {
         for user in &db.users() {
             let c = clients
                 .get(&(db.name.clone(), user.to_owned()))
                 .copied()
                 .unwrap_or_default();
             let (sv_active, sv_idle, sv_login) = server_counts(db.user_pools(user).iter());
-            let mode = db.pool_mode(user).unwrap_or(state.config.proxy.pool_mode);
+            let mode = db.pool_mode(user).unwrap_or(state.config().proxy.pool_mode);
             rows.row(&[
                 n(&db.name),
                 n(user),
@@ -312,7 +312,7 @@ pub fn stats(state: &State, out: &mut BytesMut) {
         ],
         "tiiiiiiiiiiiiiiiii",
     );
-    for db in sorted_dbs(state) {
+    for db in &sorted_dbs(state) {
         let t = db_totals(db);
         let a = averages(db, &t);
         rows.row(&[
@@ -352,7 +352,7 @@ const TOTALS_COLUMNS: [&str; 8] = [
 
 pub fn stats_totals(state: &State, out: &mut BytesMut) {
     let mut rows = Rows::typed(out, &TOTALS_COLUMNS, "tiiiiiii");
-    for db in sorted_dbs(state) {
+    for db in &sorted_dbs(state) {
         let t = db_totals(db);
         rows.row(&[
             n(&db.name),
@@ -370,7 +370,7 @@ pub fn stats_totals(state: &State, out: &mut BytesMut) {
 
 pub fn stats_averages(state: &State, out: &mut BytesMut) {
     let mut rows = Rows::typed(out, &TOTALS_COLUMNS, "tiiiiiii");
-    for db in sorted_dbs(state) {
+    for db in &sorted_dbs(state) {
         let a = averages(db, &db_totals(db));
         rows.row(&[
             n(&db.name),
@@ -407,8 +407,9 @@ pub fn databases(state: &State, out: &mut BytesMut) {
         ],
         "ttitiiiitiiiit",
     );
-    for db in sorted_dbs(state) {
-        let Some(cfg) = state.config.databases.get(&db.name) else {
+    let config = state.config();
+    for db in &sorted_dbs(state) {
+        let Some(cfg) = config.databases.get(&db.name) else {
             continue;
         };
         // PgBouncer's one host: the current primary (else the first host).
@@ -446,7 +447,8 @@ pub fn databases(state: &State, out: &mut BytesMut) {
 
 pub fn users(state: &State, out: &mut BytesMut) {
     let mut rows = Rows::new(out, &["name", "pool_mode"]);
-    let mut users: Vec<_> = state.config.users.iter().collect();
+    let config = state.config();
+    let mut users: Vec<_> = config.users.iter().collect();
     users.sort_by(|a, b| a.name.cmp(&b.name));
     for u in users {
         rows.row(&[n(&u.name), u.pool_mode.map(|m| m.to_string())]);
@@ -456,10 +458,10 @@ pub fn users(state: &State, out: &mut BytesMut) {
 
 pub fn lists(state: &State, out: &mut BytesMut) {
     let mut rows = Rows::typed(out, &["list", "items"], "ti");
-    let pools: usize = state.databases.values().map(|d| d.users().len()).sum();
+    let pools: usize = state.databases().values().map(|d| d.users().len()).sum();
     let items: [(&str, usize); 12] = [
-        ("databases", state.databases.len()),
-        ("users", state.config.users.len()),
+        ("databases", state.databases().len()),
+        ("users", state.config().users.len()),
         ("pools", pools),
         ("free_clients", 0),
         ("used_clients", state.clients.len()),

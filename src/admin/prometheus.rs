@@ -42,10 +42,11 @@ impl Endpoints for ProxyEndpoints {
         if !self.accepting.load(Ordering::Relaxed) {
             return Err("the client listener is not accepting".to_owned());
         }
-        let mut names: Vec<&String> = self.state.databases.keys().collect();
+        let dbs = self.state.databases();
+        let mut names: Vec<&String> = dbs.keys().collect();
         names.sort();
         for name in names {
-            let Some(db) = self.state.databases.get(name) else {
+            let Some(db) = dbs.get(name) else {
                 continue;
             };
             let snap = db.topology.snapshot();
@@ -140,7 +141,7 @@ fn pool_families(state: &State) -> Vec<Family> {
         (vec![], vec![], vec![], vec![], vec![]);
     let (mut xact_time, mut query_time, mut wait_time) = (vec![], vec![], vec![]);
     let (mut q_hist, mut x_hist, mut w_hist) = (vec![], vec![], vec![]);
-    for (name, db) in &state.databases {
+    for (name, db) in state.databases().iter() {
         for user in &db.users() {
             for (i, pool) in db.user_pools(user).iter().enumerate() {
                 let node = db
@@ -195,7 +196,7 @@ fn client_families(state: &State) -> Vec<Family> {
     // Every (database, user, state) appears, zero or not, so a series never
     // vanishes when its clients leave.
     let mut counts: BTreeMap<(String, String, &'static str), u64> = BTreeMap::new();
-    for (name, db) in &state.databases {
+    for (name, db) in state.databases().iter() {
         for user in &db.users() {
             for st in [ClientState::Idle, ClientState::Active, ClientState::Waiting] {
                 counts.insert((name.clone(), user.to_owned(), st.as_str()), 0);
@@ -230,7 +231,7 @@ fn client_families(state: &State) -> Vec<Family> {
         .map(|(r, v)| (labels(&[("reason", r)]), v))
         .collect();
     let mut errors = vec![];
-    for (name, db) in &state.databases {
+    for (name, db) in state.databases().iter() {
         for k in ErrorKind::ALL {
             errors.push((
                 labels(&[("database", name), ("kind", k.as_str())]),
@@ -249,7 +250,7 @@ fn client_families(state: &State) -> Vec<Family> {
 fn node_families(state: &State) -> Vec<Family> {
     let (mut role, mut health, mut lag_s, mut lag_b) = (vec![], vec![], vec![], vec![]);
     let (mut failovers, mut holds) = (vec![], vec![]);
-    for (name, db) in &state.databases {
+    for (name, db) in state.databases().iter() {
         let snap = db.topology.snapshot();
         for (host, n) in db.topology.hosts().iter().zip(&snap.nodes) {
             let node = host.to_string();

@@ -74,10 +74,11 @@ fn nodes(state: &Arc<State>, out: &mut BytesMut) {
         ],
     );
     let now = Instant::now();
-    let mut names: Vec<_> = state.databases.keys().collect();
+    let dbs = state.databases();
+    let mut names: Vec<_> = dbs.keys().collect();
     names.sort();
     for name in names {
-        let Some(db) = state.databases.get(name) else {
+        let Some(db) = dbs.get(name) else {
             continue;
         };
         let snap = db.topology.snapshot();
@@ -127,7 +128,7 @@ fn failovers(state: &Arc<State>, out: &mut BytesMut) {
             "errors_returned",
         ],
     );
-    for (name, db) in &state.databases {
+    for (name, db) in state.databases().iter() {
         let host = |n: usize| db.topology.hosts().get(n).map(|h| h.to_string());
         for f in db.topology.failover_history() {
             rows.row(&[

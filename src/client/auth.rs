@@ -64,9 +64,9 @@ fn choose_method(
     user: &str,
     database: &str,
 ) -> Result<HbaMethod, ClientError> {
-    let rules = &state.config.hba;
+    let rules = &state.config().hba;
     if rules.is_empty() {
-        return Ok(match state.config.proxy.auth_method {
+        return Ok(match state.config().proxy.auth_method {
             AuthMethod::ScramSha256 => HbaMethod::ScramSha256,
             AuthMethod::Md5 => HbaMethod::Md5,
             AuthMethod::Trust => HbaMethod::Trust,

@@ -52,11 +52,12 @@ impl Session {
             if self.state.lifecycle.draining.is_cancelled() {
                 return Err(ClientError::ShuttingDown);
             }
+            self.refresh_if_reloaded();
             let need = self.head_len()?;
             if self.io.rbuf.len() < need || self.discard_until_sync || self.discard_bytes > 0 {
                 self.io.flush().await?;
                 self.io.shrink_idle();
-                let idle_limit = self.state.config.proxy.client_idle_timeout;
+                let idle_limit = self.state.config().proxy.client_idle_timeout;
                 let draining = &self.state.lifecycle.draining;
                 let io = &mut self.io;
                 let kill_wait = self.kill_wait.as_mut();
@@ -102,7 +103,7 @@ impl Session {
                 None => {}
             }
             if self.mode != PoolMode::Session
-                && self.state.config.proxy.pin_policy == PinPolicy::Error
+                && self.state.config().proxy.pin_policy == PinPolicy::Error
                 && self.refuse_pin(need)?
             {
                 continue;
@@ -118,7 +119,7 @@ impl Session {
     /// Bytes needed before the batch at the head can be routed: the header,
     /// then the whole first message.
     fn head_len(&self) -> Result<usize, ClientError> {
-        let max = self.state.config.proxy.max_message_size;
+        let max = self.state.config().proxy.max_message_size;
         Ok(match frame::header(&self.io.rbuf, max)? {
             Some(h) => h.total_len(),
             None => frame::HEADER_LEN,
@@ -249,7 +250,7 @@ impl Session {
 
     /// End of the extended-protocol batch at the head (through its Sync).
     fn batch_end(&self) -> Result<Option<usize>, ClientError> {
-        let max = self.state.config.proxy.max_message_size;
+        let max = self.state.config().proxy.max_message_size;
         let mut at = 0;
         while let Some(h) = frame::header(&self.io.rbuf[at..], max)? {
             at += h.total_len();
@@ -269,7 +270,7 @@ impl Session {
         // count as a write for read-your-writes.
         let msg = &self.io.rbuf[..head];
         let text = route::head_text(msg);
-        let mut facts = route::facts(text, &self.state.policy);
+        let mut facts = route::facts(text, &self.state.policy());
         match (msg[0], statement_name(msg)) {
             (tag::PARSE, Some(name)) if !name.is_empty() => {
                 if self.verdicts.len() >= MAX_VERDICTS {
@@ -301,7 +302,7 @@ impl Session {
     /// batch's Sync is read-only, and the Sync has arrived. A Query before
     /// the Sync (a client that flushed instead of syncing) counts too.
     fn rest_of_batch_reads(&self, head: usize) -> bool {
-        let max = self.state.config.proxy.max_message_size;
+        let max = self.state.config().proxy.max_message_size;
         let mut at = head;
         while let Ok(Some(h)) = frame::header(&self.io.rbuf[at..], max) {
             let Some(msg) = self.io.rbuf.get(at..at + h.total_len()) else {
@@ -310,7 +311,7 @@ impl Session {
             match h.tag {
                 tag::SYNC => return true,
                 tag::QUERY | tag::PARSE => {
-                    let facts = route::facts(route::head_text(msg), &self.state.policy);
+                    let facts = route::facts(route::head_text(msg), &self.state.policy());
                     if facts.verdict != Verdict::ReadOnly || h.tag == tag::QUERY {
                         return facts.verdict == Verdict::ReadOnly && facts.tx == TxEffect::None;
                     }

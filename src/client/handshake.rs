@@ -86,7 +86,7 @@ pub async fn handshake(io: &mut ClientIo, state: &Arc<State>) -> Result<Handshak
                         t.addr,
                         t.pid,
                         t.secret,
-                        state.config.proxy.server_connect_timeout,
+                        state.config().proxy.server_connect_timeout,
                     )
                     .await;
                 } else {

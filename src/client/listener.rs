@@ -22,7 +22,7 @@ pub async fn serve(
     shutdown: CancellationToken,
     tracker: TaskTracker,
 ) {
-    let limit = Arc::new(Semaphore::new(state.config.proxy.max_client_conn));
+    let limit = Arc::new(Semaphore::new(state.config().proxy.max_client_conn));
     loop {
         let accepted = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -49,7 +49,7 @@ async fn client_task(
     peer: SocketAddr,
     permit: Option<OwnedSemaphorePermit>,
 ) {
-    let timeout = state.config.proxy.client_login_timeout;
+    let timeout = state.config().proxy.client_login_timeout;
     let negotiated = if timeout.is_zero() {
         negotiate(ClientIo::new(stream), &state).await
     } else {

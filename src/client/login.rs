@@ -82,11 +82,11 @@ async fn prepare(
     }
     authenticate(io, state, &user, &database).await?;
     if admin::is_admin_database(&database) {
-        let proxy = &state.config.proxy;
+        let proxy = &state.config().proxy;
         if !proxy.admin_users.contains(&user) && !proxy.stats_users.contains(&user) {
             return Err(ClientError::NotAdmin(user));
         }
-    } else if !state.databases.contains_key(&database) {
+    } else if !state.databases().contains_key(&database) {
         return Err(ClientError::UnknownDatabase(database));
     } else {
         // Users from auth_file and auth_query get their pools on first login.

@@ -23,12 +23,13 @@ pub async fn find_user(
     user: &str,
     database: &str,
 ) -> Result<Option<UserAuth>, ClientError> {
-    if let Some(u) = state.users.get(user) {
+    if let Some(u) = state.users().get(user) {
         return Ok(Some(u.clone()));
     }
-    let Some(auth_user) = state.config.proxy.auth_user.as_deref() else {
+    let Some(auth_user) = state.config().proxy.auth_user.clone() else {
         return Ok(None);
     };
+    let auth_user = auth_user.as_str();
     if auth_user == user {
         return Ok(None);
     }
@@ -59,9 +60,9 @@ async fn run_auth_query(
     user: &str,
     database: &str,
 ) -> Result<Option<Password>, ClientError> {
-    let db = match state.databases.get(database) {
+    let db = match state.database(database) {
         Some(db) => db,
-        None => match state.databases.values().next() {
+        None => match state.databases().values().next().cloned() {
             Some(db) => db,
             None => return Ok(None),
         },
@@ -72,7 +73,7 @@ async fn run_auth_query(
         return Ok(None);
     };
     let mut spec = pool.spec().clone();
-    if let Some(dbname) = &state.config.proxy.auth_dbname {
+    if let Some(dbname) = &state.config().proxy.auth_dbname {
         spec.database = dbname.clone();
     }
     // The client learns only that the lookup failed: Postgres's error could
@@ -88,7 +89,7 @@ async fn run_auth_query(
     let mut conn = server::connect(&spec)
         .await
         .map_err(hidden("auth_query: cannot connect as auth_user"))?;
-    let rows = server::extended_query(&mut conn, &state.config.proxy.auth_query, &[user])
+    let rows = server::extended_query(&mut conn, &state.config().proxy.auth_query, &[user])
         .await
         .map_err(hidden("auth_query failed"))?;
     // Say goodbye so the server does not log an unexpected EOF.

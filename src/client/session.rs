@@ -107,6 +107,8 @@ pub struct Session {
     pub(super) discard_status: TxStatus,
     /// The database's routing settings.
     pub(super) routing: RoutingConfig,
+    /// The state's reload generation `db` and `routing` were read at.
+    pub(super) generation: u64,
     /// The session's `pgferry.route`, from the startup packet or SET.
     pub(super) route_setting: Option<Route>,
     pub(super) ryw: ReadYourWrites,
@@ -131,6 +133,27 @@ pub struct Session {
 }
 
 impl Session {
+    /// After a reload: the database (rebuilt if its hosts changed) and its
+    /// routing settings are read again. Only between transactions, with no
+    /// server connection held. A removed database keeps serving this client
+    /// (it drains).
+    pub(super) fn refresh_if_reloaded(&mut self) {
+        let generation = self.state.generation();
+        if generation == self.generation {
+            return;
+        }
+        self.generation = generation;
+        if let Some(db) = self.state.database(&self.db.name) {
+            if !Arc::ptr_eq(&db, &self.db) {
+                tracing::info!(client_id = self.id, database = %db.name, "client moves to the reloaded database");
+                self.db = db;
+            }
+        }
+        if let Some(d) = self.state.config().databases.get(&self.db.name) {
+            self.routing = d.routing.clone();
+        }
+    }
+
     pub(super) async fn start(
         io: ClientIo,
         state: Arc<State>,
@@ -139,16 +162,19 @@ impl Session {
         desired: ParamSet,
         route_setting: Option<Route>,
     ) -> Result<Session, (ClientIo, ClientError)> {
-        let Some(db) = state.databases.get(&database).cloned() else {
+        let Some(db) = state.databases().get(&database).cloned() else {
             return Err((io, ClientError::UnknownDatabase(database)));
         };
-        let mode = db.pool_mode(&user).unwrap_or(state.config.proxy.pool_mode);
+        let mode = db
+            .pool_mode(&user)
+            .unwrap_or(state.config().proxy.pool_mode);
+        let generation = state.generation();
         let routing = state
-            .config
+            .config()
             .databases
             .get(&database)
             .map(|d| d.routing.clone())
-            .unwrap_or_else(|| state.config.proxy.routing.clone());
+            .unwrap_or_else(|| state.config().proxy.routing.clone());
         let key = state.cancels.register(&database);
         let id = NEXT_CLIENT_ID.fetch_add(1, Ordering::Relaxed);
         let peer = io
@@ -183,6 +209,7 @@ impl Session {
             tx_lost: TxLost::No,
             discard_status: TxStatus::Idle,
             routing,
+            generation,
             route_setting,
             ryw: ReadYourWrites::default(),
             verdicts: HashMap::new(),
@@ -456,7 +483,7 @@ impl Session {
     /// Forwards until a release point. `single` limits it to one batch (a
     /// replica), `hold` keeps that batch for a retry elsewhere.
     pub(super) async fn pump(&mut self, conn: &mut Pooled, single: bool, hold: bool) -> Outcome {
-        let max = self.state.config.proxy.max_message_size;
+        let max = self.state.config().proxy.max_message_size;
         let pool = conn.pool().cloned();
         self.counters.assigned(std::mem::take(&mut conn.waited));
         let pump = Pump::new(
@@ -470,8 +497,8 @@ impl Session {
         );
         let generation = self.replay.generation;
         let refuse = self.mode != PoolMode::Session
-            && self.state.config.proxy.pin_policy == crate::config::PinPolicy::Error;
-        let proxy = &self.state.config.proxy;
+            && self.state.config().proxy.pin_policy == crate::config::PinPolicy::Error;
+        let proxy = &self.state.config().proxy;
         let held = self.mode == PoolMode::Session || self.replay.unreplayable.is_some();
         let pump = if held {
             let drain = self.drain.get_or_insert_with(|| {
@@ -500,7 +527,7 @@ impl Session {
         } else {
             pump.sharing(
                 &mut self.stmts,
-                self.state.config.proxy.max_prepared_statements,
+                self.state.config().proxy.max_prepared_statements,
             )
         };
         let mut pump = if single {
@@ -540,7 +567,7 @@ impl Session {
     pub(super) fn abandon(&mut self, mut conn: Pooled) {
         if self.track.pending > 0 {
             let (addr, pid, secret) = (conn.socket_addr, conn.backend_pid, conn.backend_secret);
-            let timeout = self.state.config.proxy.server_connect_timeout;
+            let timeout = self.state.config().proxy.server_connect_timeout;
             tokio::spawn(server::send_cancel(addr, pid, secret, timeout));
         }
         if !self.track.is_clean() {
@@ -607,7 +634,7 @@ impl Session {
         message: &str,
         status: TxStatus,
     ) -> Result<(), ClientError> {
-        let Some(h) = frame::header(&self.io.rbuf, self.state.config.proxy.max_message_size)?
+        let Some(h) = frame::header(&self.io.rbuf, self.state.config().proxy.max_message_size)?
         else {
             return Ok(());
         };
@@ -661,7 +688,7 @@ impl Session {
             self.abandon(conn);
             return;
         }
-        let reset = self.state.config.proxy.server_reset_query.clone();
+        let reset = self.state.config().proxy.server_reset_query.clone();
         if !reset.is_empty() {
             match tokio::time::timeout(RESET_TIMEOUT, server::simple_query(&mut conn, &reset)).await
             {

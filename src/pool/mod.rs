@@ -60,7 +60,7 @@ pub struct PoolCounters {
 }
 
 /// Sizes and ages of one pool; atomics so a reload can change them live.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct PoolSettings {
     pub size: usize,
     /// `reserve_pool_size`: extra connections for clients that waited
@@ -380,8 +380,13 @@ impl Pool {
             self.settings.lifetime_ms.load(Ordering::Relaxed),
             now,
         );
-        let over_size =
-            inner.open > self.settings.size.load(Ordering::Relaxed) && inner.waiters.is_empty();
+        // Beyond the size (after a reload shrank it, or reserve connections
+        // with nobody waiting any more) connections close as they return.
+        let mut keep = self.settings.size.load(Ordering::Relaxed);
+        if !inner.waiters.is_empty() {
+            keep += self.settings.reserve_size.load(Ordering::Relaxed);
+        }
+        let over_size = inner.open > keep;
         if inner.closed
             || too_old
             || over_size

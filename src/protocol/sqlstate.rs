@@ -27,3 +27,5 @@ pub const IDLE_IN_TRANSACTION_SESSION_TIMEOUT: &str = "25P03";
 pub const IDLE_SESSION_TIMEOUT: &str = "57P05";
 pub const UNDEFINED_OBJECT: &str = "42704";
 pub const CANT_CHANGE_RUNTIME_PARAM: &str = "55P02";
+pub const CONFIG_FILE_ERROR: &str = "F0000";
+pub const SUCCESSFUL_COMPLETION: &str = "00000";
