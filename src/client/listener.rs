@@ -9,6 +9,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 
 use super::handshake::{handshake, start_tls, Handshake, Startup};
 use super::io::ClientIo;
@@ -98,8 +99,19 @@ async fn client_task(
     };
     match session {
         LoggedIn::Session(session) => {
-            tracing::debug!(%peer, client_id = session.id, "client logged in");
-            session.run().await;
+            // Every line about this client carries who it is.
+            let span = tracing::info_span!(
+                "client",
+                client_id = session.id,
+                addr = %peer,
+                database = %session.db.name,
+                user = %session.user,
+                application_name = session.desired.get("application_name").unwrap_or(""),
+            );
+            if state.config().log.log_connections {
+                span.in_scope(|| tracing::info!(tls = session.io.is_tls(), "client logged in"));
+            }
+            session.run().instrument(span).await;
         }
         LoggedIn::Admin(console) => {
             tracing::info!(%peer, "admin console client logged in");

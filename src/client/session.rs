@@ -393,16 +393,31 @@ impl Session {
 
     /// The session's life after login.
     pub async fn run(mut self) {
+        let started = Instant::now();
         let mut result = self.run_pooled().await;
         if self.entry.kill.is_cancelled() {
             result = Err(ClientError::Killed);
         }
-        if let Err(e) = result {
+        let log = self.state.config().log.clone();
+        if let Err(e) = &result {
             self.db.errors.count(e.kind());
             if let Some(w) = e.to_wire() {
+                if log.log_pooler_errors {
+                    tracing::warn!(code = %w.code, message = %w.message, "pooler error sent to client");
+                }
                 build::error_response(&mut self.io.wbuf, w.severity, &w.code, &w.message);
             }
-            tracing::debug!(client_id = self.id, error = %e, "client session ended with error");
+        }
+        if log.log_disconnections {
+            let reason = match &result {
+                Ok(()) => "client closed the connection".to_owned(),
+                Err(e) => e.to_string(),
+            };
+            tracing::info!(
+                duration_ms = started.elapsed().as_millis() as u64,
+                reason,
+                "client disconnected"
+            );
         }
         let _ = self.io.flush().await;
         if let Some(conn) = self.held.take() {

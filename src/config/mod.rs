@@ -391,6 +391,14 @@ pub struct LogConfig {
     /// One of [`LogConfig::LEVELS`]; default "info".
     pub level: String,
     pub format: LogFormat,
+    /// `log_connections`, default true: log each client login (PgBouncer's key; also
+    /// accepted in `[proxy]`).
+    pub log_connections: bool,
+    /// `log_disconnections`, default true: log each client leaving, with why and after how
+    /// long.
+    pub log_disconnections: bool,
+    /// `log_pooler_errors`, default true: log every error pgferry itself sends a client.
+    pub log_pooler_errors: bool,
 }
 
 impl LogConfig {
@@ -402,6 +410,9 @@ impl Default for LogConfig {
         LogConfig {
             level: "info".to_owned(),
             format: LogFormat::Plain,
+            log_connections: true,
+            log_disconnections: true,
+            log_pooler_errors: true,
         }
     }
 }

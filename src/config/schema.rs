@@ -23,8 +23,22 @@ pub(super) fn build(table: Table) -> Result<Config, Vec<Problem>> {
     let problems = Problems::default();
     let mut root = Walker::new(String::new(), table, &problems);
 
-    let mut proxy = root.table("proxy").map(proxy).unwrap_or_default();
-    let log = root.table("log").map(log).unwrap_or_default();
+    let mut proxy_log = LogSwitches::default();
+    let mut proxy = root
+        .table("proxy")
+        .map(|w| proxy(w, &mut proxy_log))
+        .unwrap_or_default();
+    let mut log = root.table("log").map(log).unwrap_or_default();
+    // PgBouncer keeps these in its main section: accepted in [proxy] too.
+    if let Some(v) = proxy_log.connections {
+        log.log_connections = v;
+    }
+    if let Some(v) = proxy_log.disconnections {
+        log.log_disconnections = v;
+    }
+    if let Some(v) = proxy_log.pooler_errors {
+        log.log_pooler_errors = v;
+    }
     let tls = root.table("tls").map(super::tls::tls).unwrap_or_default();
     let hba = root
         .array_of_tables("hba")
@@ -87,8 +101,20 @@ pub(super) fn build(table: Table) -> Result<Config, Vec<Problem>> {
     }
 }
 
-fn proxy(mut w: Walker<'_>) -> ProxyConfig {
+/// `log_connections`, `log_disconnections`, `log_pooler_errors` written in
+/// `[proxy]`, PgBouncer style.
+#[derive(Default)]
+struct LogSwitches {
+    connections: Option<bool>,
+    disconnections: Option<bool>,
+    pooler_errors: Option<bool>,
+}
+
+fn proxy(mut w: Walker<'_>, log: &mut LogSwitches) -> ProxyConfig {
     let d = ProxyConfig::default();
+    log.connections = w.bool("log_connections");
+    log.disconnections = w.bool("log_disconnections");
+    log.pooler_errors = w.bool("log_pooler_errors");
     // Kept one key per line so the schema reads as a table; rustfmt would wrap the long ones.
     #[rustfmt::skip]
     let proxy = ProxyConfig {
@@ -199,6 +225,9 @@ fn log(mut w: Walker<'_>) -> LogConfig {
     let log = LogConfig {
         level: w.one_of("level", LogConfig::LEVELS).unwrap_or(d.level),
         format: w.keyword("format").unwrap_or(d.format),
+        log_connections: w.bool("log_connections").unwrap_or(d.log_connections),
+        log_disconnections: w.bool("log_disconnections").unwrap_or(d.log_disconnections),
+        log_pooler_errors: w.bool("log_pooler_errors").unwrap_or(d.log_pooler_errors),
     };
     w.finish();
     log

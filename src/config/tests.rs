@@ -153,6 +153,7 @@ fn full_example_parses_to_expected_values() {
         log: LogConfig {
             level: "debug".to_owned(),
             format: LogFormat::Json,
+            ..LogConfig::default()
         },
         users: vec![
             UserConfig {
@@ -932,6 +933,17 @@ fn shipped_example_config_parses_cleanly() {
 }
 
 #[test]
+fn log_switches_in_log_or_proxy() {
+    let users = "[[users]]\nname = \"a\"\n";
+    let c = parse_ok(&format!("[log]\nlog_connections = false\n{users}"));
+    assert!(!c.log.log_connections && c.log.log_disconnections && c.log.log_pooler_errors);
+    let c = parse_ok(&format!(
+        "[proxy]\nlog_pooler_errors = false\nlog_disconnections = false\n{users}"
+    ));
+    assert!(c.log.log_connections && !c.log.log_disconnections && !c.log.log_pooler_errors);
+}
+
+#[test]
 fn limit_keys() {
     let c = parse_ok(
         "[proxy]\nmax_db_connections = 10\nmax_user_connections = 8\nreserve_pool_size = 2\n\
@@ -980,6 +992,9 @@ fn shipped_example_documents_every_key() {
         "idle_transaction_timeout",
         "query_timeout",
         "shutdown_timeout",
+        "log_connections",
+        "log_disconnections",
+        "log_pooler_errors",
         "level",
         "format",
         "name",
