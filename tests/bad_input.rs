@@ -237,6 +237,7 @@ async fn a_thousand_failed_logins_do_not_disturb_others() {
     // debug build when a thousand run at once.
     let p = Proxy::start(&config(c, "transaction", 4, "auth_method = \"md5\""));
     let healthy = Healthy::start(&p).await;
+    let rss_before = rss_kib(p.pid());
     let mut tasks = Vec::new();
     for i in 0..1000 {
         let url = p.url(if i % 2 == 0 { "app" } else { "nobody" }, "wrong", "app");
@@ -258,4 +259,7 @@ async fn a_thousand_failed_logins_do_not_disturb_others() {
     }
     let done = healthy.finish().await;
     assert!(done > 10, "healthy client ran only {done} queries");
+    // No memory blow-up: a thousand refused logins leave little behind.
+    let grown = rss_kib(p.pid()).saturating_sub(rss_before);
+    assert!(grown < 32 * 1024, "RSS grew by {grown} KiB");
 }
