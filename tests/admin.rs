@@ -243,6 +243,13 @@ async fn kill_client_closes_exactly_that_client() {
         db_err.as_deref() == Some("57P01") || victim.is_closed(),
         "expected 57P01 or a closed connection, got {e:?}"
     );
+    // The connection task notices the close asynchronously.
+    for _ in 0..40 {
+        if victim.is_closed() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert!(victim.is_closed());
     other
         .simple_query("SELECT 1")
