@@ -14,6 +14,9 @@ pub mod app;
 pub mod auth;
 pub mod client;
 pub mod config;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod lifecycle;
 pub mod metrics;
 pub mod pool;

@@ -11,11 +11,11 @@ mod io;
 mod listener;
 mod login;
 mod lookup;
-mod prepared;
+pub(crate) mod prepared;
 mod pump;
 pub mod ratelimit;
 mod refuse;
-mod replay;
+pub(crate) mod replay;
 mod route;
 mod session;
 
