@@ -90,7 +90,15 @@ def open_clients(args, start, count, sel, conns):
             conns.append(c)
             pending += 1
             i += 1
-        for key, _ in sel.select(timeout=30):
+        events = sel.select(timeout=20)
+        if not events:
+            # No answer for 20 s: the pooler stopped accepting (fd limit?).
+            for key in list(sel.get_map().values()):
+                key.data.failed = key.data.failed or "no answer within 20 s"
+                sel.unregister(key.fileobj)
+                failed += 1
+            return failed + (end - i)
+        for key, _ in events:
             c = key.data
             try:
                 data = c.sock.recv(4096)
@@ -130,7 +138,7 @@ def main():
     first_error = next((c.failed for c in conns if c.failed), None)
     for c in conns:
         c.sock.close()
-    time.sleep(args.settle * 2)
+    time.sleep(args.settle * 4)  # allocators that decay (jemalloc: 10 s) get the time
     after = rss_kib(args.pid)
     n = args.count - args.warm
     out = {

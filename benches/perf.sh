@@ -30,6 +30,8 @@
 #   SCALE=10 POOL_SIZE=20 THREADS=2 IDLE_CLIENTS=10000 TAIL_CLIENTS=1000
 #   SCENARIOS="latency matrix prepared route ryw tail strace memory"  (any subset)
 #   RESULTS_DIR=benches/results  DOC=docs/benchmarks.md (DOC= to skip writing it)
+#   FEATURES=  cargo features of the pgferry build (e.g. mimalloc, jemalloc)
+#   WORKERS=   pgferry's [proxy] workers (default: its own default, one per core)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -92,8 +94,9 @@ cpu_ticks() { # utime + stime of a process (all threads), in clock ticks
     awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"
 }
 
-log "cargo build --release"
-cargo build --release >&2
+FEATURES="${FEATURES:-}"
+log "cargo build --release ${FEATURES:+--features $FEATURES}"
+cargo build --release ${FEATURES:+--features "$FEATURES"} >&2
 PGFERRY_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/pgferry"
 [ -x "$PGFERRY_BIN" ] || die "$PGFERRY_BIN not built"
 
@@ -151,7 +154,9 @@ logfile = $dir/pgbouncer.log
 pidfile = $dir/pgbouncer.pid
 EOF
     [ "$(id -u)" = 0 ] && chown -R postgres:postgres "$dir"
-    as_pg "$PGBOUNCER" -d "$dir/pgbouncer.ini" >&2 || die "pgbouncer $name failed: $(tail -n 5 "$dir/pgbouncer.log")"
+    # runuser starts PgBouncer with the postgres user's soft fd limit (1024 here):
+    # too few for 1000 clients, let alone the idle-client test.
+    as_pg sh -c 'ulimit -n "$(ulimit -Hn)" && exec "$0" "$@"' "$PGBOUNCER" -d "$dir/pgbouncer.ini" >&2 || die "pgbouncer $name failed: $(tail -n 5 "$dir/pgbouncer.log")"
     wait_port "$port" 20 || die "pgbouncer $name does not listen on $port"
     pid="$(cat "$dir/pgbouncer.pid")"
     printf -v "BPORT_$name" '%s' "$port"
@@ -169,6 +174,7 @@ pool_mode = "transaction"
 default_pool_size = $POOL_SIZE
 max_client_conn = $maxc
 auth_method = "$auth"
+${WORKERS:+workers = $WORKERS}
 
 [[users]]
 name = "app"
@@ -329,4 +335,4 @@ python3 benches/report.py --results "$RESULTS_DIR" --doc "$DOC" \
     --meta "pgbouncer=$("$PGBOUNCER" --version 2>/dev/null | head -n 1)" \
     --meta "rounds=$ROUNDS" --meta "duration=$DURATION" --meta "scale=$SCALE" \
     --meta "pool=$POOL_SIZE" --meta "threads=$THREADS" --meta "idle=$IDLE_CLIENTS" \
-    --meta "tail=$TAIL_CLIENTS"
+    --meta "tail=$TAIL_CLIENTS" --meta "features=${FEATURES:-none}" --meta "workers=${WORKERS:-default}"

@@ -383,6 +383,9 @@ def build(args):
              f"{fmt(n, '{:.0f}')} | {fmt(ratio(y, n))} |")
     L.append("\nWith route=auto the selects run on the two replicas, so on this 2-core machine the "
              "comparison also measures how the same two cores cope with three busy Postgres instances.\n")
+    notes = os.path.join(os.path.dirname(os.path.abspath(__file__)), "benchmarks-notes.md")
+    if os.path.exists(notes):
+        L.append(open(notes).read().strip() + "\n")
     ir = os.path.join(args.results, "ir-latest.md")
     if os.path.exists(ir):
         L.append("## Micro-benchmarks (instruction counts)\n")
