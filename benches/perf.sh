@@ -243,7 +243,7 @@ run_one() {
     local pid="${PID[$t]}"
     [ -n "$pid" ] && c0="$(cpu_ticks "$pid")"
     set +e
-    out="$("$PGBENCH" -n -p "${PORT[$t]}" -d "${DB[$t]}" -c "$c" -j "$j" -T "$DURATION" "${flags[@]}" "$@" 2>&1)"
+    out="$("$PGBENCH" -n -p "${PORT[$t]}" -c "$c" -j "$j" -T "$DURATION" "${flags[@]}" "$@" "${DB[$t]}" 2>&1)"
     rc=$?
     set -e
     [ -n "$pid" ] && c1="$(cpu_ticks "$pid")" && cpu="$(awk -v a="$c0" -v b="$c1" -v hz="$CLK_TCK" 'BEGIN { printf "%.3f", (b - a) / hz }')"
@@ -304,7 +304,7 @@ if want strace; then
         strace -c -f -p "$pid" -o "$RESULTS_DIR/strace-$t.txt" 2>/dev/null &
         spid=$!
         sleep 1
-        out="$("$PGBENCH" -n -p "${PORT[$t]}" -d app -c 100 -j "$THREADS" -T "$DURATION" -S -M simple 2>&1 || true)"
+        out="$("$PGBENCH" -n -p "${PORT[$t]}" -c 100 -j "$THREADS" -T "$DURATION" -S -M simple app 2>&1 || true)"
         kill -INT "$spid" 2>/dev/null || true
         wait "$spid" 2>/dev/null || true
         tx="$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' <<<"$out" | head -n 1)"
