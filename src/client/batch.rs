@@ -57,6 +57,11 @@ impl Session {
             if self.io.rbuf.len() < need || self.discard_until_sync || self.discard_bytes > 0 {
                 self.io.flush().await?;
                 self.io.shrink_idle();
+                // The server-to-client buffer is empty between transactions
+                // (its bytes moved to io.wbuf): an idle client keeps none.
+                if self.sbuf.is_empty() {
+                    self.sbuf = bytes::BytesMut::new();
+                }
                 let idle_limit = self.state.config().proxy.client_idle_timeout;
                 let draining = &self.state.lifecycle.draining;
                 let io = &mut self.io;
@@ -110,7 +115,10 @@ impl Session {
             }
             let facts = self.batch_facts(need);
             let want = router::decide(&facts, self.route_setting, self.routing.route);
-            if let Flow::Exit = self.run_batch(want, &facts).await? {
+            // Boxed: a batch's future (checkout, parameter sync, the pump) is
+            // several KiB that an idle client, parked in the read above, would
+            // otherwise carry in its task for the whole session.
+            if let Flow::Exit = Box::pin(self.run_batch(want, &facts)).await? {
                 return Ok(());
             }
         }

@@ -34,8 +34,21 @@ impl ClientIo {
         }
     }
 
-    /// Reads at least one more byte. Cancel-safe (tokio's read_buf is).
+    /// Reads at least one more byte. Cancel-safe (tokio's read_buf is, and
+    /// waiting for readiness consumes nothing).
     pub async fn read_more(&mut self) -> Result<usize, ClientError> {
+        if self.rbuf.is_empty() {
+            if let Stream::Plain(tcp) = &self.stream {
+                // An idle client holds no read buffer: most of a pooler's
+                // clients are idle at any moment, and 8 KiB each would be
+                // most of its memory. Wait for bytes, then allocate (from the
+                // allocator's thread cache on a busy connection). Not with
+                // TLS: rustls may hold decrypted bytes the socket no longer
+                // signals.
+                self.rbuf = BytesMut::new();
+                tcp.readable().await?;
+            }
+        }
         if self.rbuf.capacity() - self.rbuf.len() < 1024 {
             self.rbuf.reserve(READ_CHUNK);
         }
@@ -85,12 +98,14 @@ impl ClientIo {
         self.tls.is_some()
     }
 
-    /// Gives back memory held by an idle client.
+    /// Gives back memory held by an idle client: empty buffers are dropped
+    /// (`read_more` drops the empty read buffer of a plain connection while
+    /// it waits), large ones in any case once empty.
     pub fn shrink_idle(&mut self) {
         if self.rbuf.is_empty() && self.rbuf.capacity() > 4 * READ_CHUNK {
             self.rbuf = BytesMut::new();
         }
-        if self.wbuf.is_empty() && self.wbuf.capacity() > 4 * READ_CHUNK {
+        if self.wbuf.is_empty() && self.wbuf.capacity() > 0 {
             self.wbuf = BytesMut::new();
         }
     }

@@ -51,10 +51,13 @@ async fn client_task(
     permit: Option<OwnedSemaphorePermit>,
 ) {
     let timeout = state.config().proxy.client_login_timeout;
+    // The login phases are boxed: their futures (TLS, SCRAM, auth_query) are
+    // large and would otherwise stay part of every idle client's task for
+    // the life of the session.
     let negotiated = if timeout.is_zero() {
-        negotiate(ClientIo::new(stream), &state).await
+        Box::pin(negotiate(ClientIo::new(stream), &state)).await
     } else {
-        tokio::time::timeout(timeout, negotiate(ClientIo::new(stream), &state))
+        tokio::time::timeout(timeout, Box::pin(negotiate(ClientIo::new(stream), &state)))
             .await
             .unwrap_or(Err((None, ClientError::LoginTimeout)))
     };
@@ -70,9 +73,9 @@ async fn client_task(
         }
     };
     let over_limit = permit.is_none();
-    let session = match with_timeout(timeout, async {
+    let session = match Box::pin(with_timeout(timeout, async {
         Ok(login(io, state.clone(), startup, over_limit).await)
-    })
+    }))
     .await
     {
         Ok(Ok(s)) => {
@@ -115,7 +118,7 @@ async fn client_task(
         }
         LoggedIn::Admin(console) => {
             tracing::info!(%peer, "admin console client logged in");
-            console.run().await;
+            Box::pin(console.run()).await;
         }
     }
     drop(permit);

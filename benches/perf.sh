@@ -1,0 +1,338 @@
+#!/usr/bin/env bash
+# perf.sh — the performance instrument of issue #8: one command, one cluster, direct
+# PostgreSQL vs PgBouncer vs pgferry side by side, and docs/benchmarks.md regenerated.
+#
+# Usage: benches/perf.sh            (QUICK=1 benches/perf.sh for a short smoke run)
+#   Starts a throwaway primary + 2 replicas (scripts/pgcluster), `pgbench -i -s $SCALE`,
+#   PgBouncer and a release build of pgferry (both transaction pooling, pool size 20,
+#   scram-sha-256, user app/secret), then runs every scenario below for ROUNDS rounds,
+#   rotating the order of its targets each round:
+#     latency     -S simple, 1 client: direct, PgBouncer, pgferry (added mean latency)
+#     matrix      -S simple / -S -M extended / tpcb-like at 10 and 100 clients
+#     prepared    -S -M prepared at 100 clients: direct vs pgferry (PgBouncer 1.18
+#                 cannot run it in transaction mode)
+#     route       -S simple at 100: pgferry route="primary" vs route="auto"
+#     ryw         tpcb-like at 100: route="auto" with read_your_writes off vs on
+#     tail        -S simple, 1000 clients on a pool of 20, per-transaction log:
+#                 p50/p99 latency and transactions per client (starvation)
+#   For each pooler run it reads utime+stime of the pooler process from /proc/PID/stat
+#   before and after: CPU per transaction = delta / transactions.
+#   Then `strace -c -f` on each pooler during one -S run at 100 clients (syscalls per
+#   transaction, EAGAIN reads), and the idle-client memory probe (benches/idle_clients.py:
+#   IDLE_CLIENTS trust-authenticated idle clients against a separate pgferry and PgBouncer,
+#   RSS growth per client and RSS after they leave).
+#   benches/report.py turns the raw results into the ratio table against the targets,
+#   benches/results/tps.svg and docs/benchmarks.md (with benches/results/failover-latest.md
+#   appended; RUN_FAILOVER=1 reruns benches/failover.sh first).
+#
+# Environment:
+#   ROUNDS=3 DURATION=10 (seconds per run); QUICK=1 means ROUNDS=2 DURATION=4, IDLE_CLIENTS=2000
+#   SCALE=10 POOL_SIZE=20 THREADS=2 IDLE_CLIENTS=10000 TAIL_CLIENTS=1000
+#   SCENARIOS="latency matrix prepared route ryw tail strace memory"  (any subset)
+#   RESULTS_DIR=benches/results  DOC=docs/benchmarks.md (DOC= to skip writing it)
+#   FEATURES=  cargo features of the pgferry build (e.g. mimalloc, jemalloc)
+#   WORKERS=   pgferry's [proxy] workers (default: its own default, one per core)
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+if [ "${QUICK:-0}" = 1 ]; then
+    ROUNDS="${ROUNDS:-2}"
+    DURATION="${DURATION:-4}"
+    IDLE_CLIENTS="${IDLE_CLIENTS:-2000}"
+fi
+ROUNDS="${ROUNDS:-3}"
+DURATION="${DURATION:-10}"
+SCALE="${SCALE:-10}"
+POOL_SIZE="${POOL_SIZE:-20}"
+THREADS="${THREADS:-2}"
+IDLE_CLIENTS="${IDLE_CLIENTS:-10000}"
+TAIL_CLIENTS="${TAIL_CLIENTS:-1000}"
+SCENARIOS="${SCENARIOS:-latency matrix prepared route ryw tail strace memory}"
+RESULTS_DIR="${RESULTS_DIR:-$ROOT/benches/results}"
+DOC="${DOC-$ROOT/docs/benchmarks.md}"
+
+log() { echo "perf: $*" >&2; }
+die() {
+    log "error: $*"
+    exit 1
+}
+want() { [[ " $SCENARIOS " == *" $1 "* ]]; }
+
+PG_BIN="${PG_BIN:-/usr/lib/postgresql/15/bin}"
+PGBENCH="$PG_BIN/pgbench"
+PSQL="$PG_BIN/psql"
+PGBOUNCER="$(command -v pgbouncer || echo /usr/sbin/pgbouncer)"
+CLK_TCK="$(getconf CLK_TCK)"
+# 1000 pgbench clients, 10k idle clients: every process here needs the fds.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+as_pg() {
+    if [ "$(id -u)" = 0 ]; then
+        (cd / && runuser -u postgres -- "$@")
+    else
+        "$@"
+    fi
+}
+
+wait_port() { # wait_port PORT SECONDS [PID]
+    local port="$1" secs="$2" pid="${3:-}" i
+    for ((i = 0; i < secs * 10; i++)); do
+        if (exec 9<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            return 0
+        fi
+        if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then
+            return 1
+        fi
+        sleep 0.1
+    done
+    return 1
+}
+
+cpu_ticks() { # utime + stime of a process (all threads), in clock ticks
+    awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"
+}
+
+FEATURES="${FEATURES:-}"
+log "cargo build --release ${FEATURES:+--features $FEATURES}"
+cargo build --release ${FEATURES:+--features "$FEATURES"} >&2
+PGFERRY_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/pgferry"
+[ -x "$PGFERRY_BIN" ] || die "$PGFERRY_BIN not built"
+
+CLUSTER_DIR=""
+PIDS=()
+cleanup() {
+    trap - EXIT INT TERM
+    local p
+    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+    if [ -n "$CLUSTER_DIR" ]; then
+        scripts/pgcluster stop "$CLUSTER_DIR" >/dev/null 2>&1 || true
+    fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+eval "$(scripts/pgcluster start --replicas 2 --owner-pid $$)"
+# shellcheck disable=SC2153 # set by the eval above
+CLUSTER_DIR="$PGCLUSTER_DIR"
+PRIMARY_PORT="$PGCLUSTER_PRIMARY_PORT"
+export PGPASSWORD=secret PGUSER=app PGHOST=127.0.0.1 PGSSLMODE=disable
+
+log "pgbench -i -s $SCALE"
+"$PGBENCH" -i -q -s "$SCALE" -p "$PRIMARY_PORT" -d app >"$CLUSTER_DIR/pgbench-init.log" 2>&1 ||
+    die "pgbench -i failed: $(tail -n 5 "$CLUSTER_DIR/pgbench-init.log")"
+for _ in $(seq 1 600); do
+    behind="$(scripts/pgcluster psql "$CLUSTER_DIR" 0 -XAtq -c \
+        "SELECT count(*) FROM pg_stat_replication WHERE replay_lsn IS NULL OR replay_lsn < pg_current_wal_lsn()")"
+    [ "$behind" = 0 ] && break
+    sleep 0.1
+done
+
+# ------------------------------------------------------------------ poolers
+start_pgbouncer() { # start_pgbouncer NAME AUTH_TYPE MAX_CLIENTS -> sets BPORT_<NAME>, BPID_<NAME>
+    local name="$1" auth="$2" maxc="$3" dir="$CLUSTER_DIR/pgbouncer-$1" port pid
+    mkdir -p "$dir"
+    port="$(scripts/pgcluster free-port)"
+    printf '"app" "secret"\n' >"$dir/userlist.txt"
+    cat >"$dir/pgbouncer.ini" <<EOF
+[databases]
+app = host=127.0.0.1 port=$PRIMARY_PORT dbname=app
+
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $port
+unix_socket_dir = $dir
+auth_type = $auth
+auth_file = $dir/userlist.txt
+pool_mode = transaction
+default_pool_size = $POOL_SIZE
+max_client_conn = $maxc
+ignore_startup_parameters = extra_float_digits
+logfile = $dir/pgbouncer.log
+pidfile = $dir/pgbouncer.pid
+EOF
+    [ "$(id -u)" = 0 ] && chown -R postgres:postgres "$dir"
+    # runuser starts PgBouncer with the postgres user's soft fd limit (1024 here):
+    # too few for 1000 clients, let alone the idle-client test.
+    as_pg sh -c 'ulimit -n "$(ulimit -Hn)" && exec "$0" "$@"' "$PGBOUNCER" -d "$dir/pgbouncer.ini" >&2 || die "pgbouncer $name failed: $(tail -n 5 "$dir/pgbouncer.log")"
+    wait_port "$port" 20 || die "pgbouncer $name does not listen on $port"
+    pid="$(cat "$dir/pgbouncer.pid")"
+    printf -v "BPORT_$name" '%s' "$port"
+    printf -v "BPID_$name" '%s' "$pid"
+}
+
+start_pgferry() { # start_pgferry NAME AUTH_METHOD MAX_CLIENTS -> sets FPORT_<NAME>, FPID_<NAME>
+    local name="$1" auth="$2" maxc="$3" cfg="$CLUSTER_DIR/pgferry-$1.toml" port pid hosts
+    port="$(scripts/pgcluster free-port)"
+    hosts="$(printf '%s\n' "$PGCLUSTER_HOSTS" | tr ',' '\n' | sed 's/.*/"&"/' | paste -sd, -)"
+    cat >"$cfg" <<EOF
+[proxy]
+listen = "127.0.0.1:$port"
+pool_mode = "transaction"
+default_pool_size = $POOL_SIZE
+max_client_conn = $maxc
+auth_method = "$auth"
+${WORKERS:+workers = $WORKERS}
+
+[[users]]
+name = "app"
+password = "secret"
+
+[databases.app]
+hosts = [$hosts]
+dbname = "app"
+route = "primary"
+
+[databases.app_auto]
+hosts = [$hosts]
+dbname = "app"
+route = "auto"
+read_your_writes = false
+
+[databases.app_ryw]
+hosts = [$hosts]
+dbname = "app"
+route = "auto"
+read_your_writes = true
+EOF
+    "$PGFERRY_BIN" --config "$cfg" >"$CLUSTER_DIR/pgferry-$name.log" 2>&1 &
+    pid=$!
+    PIDS+=("$pid")
+    wait_port "$port" 20 "$pid" || die "pgferry $name does not listen: $(tail -n 5 "$CLUSTER_DIR/pgferry-$name.log")"
+    printf -v "FPORT_$name" '%s' "$port"
+    printf -v "FPID_$name" '%s' "$pid"
+}
+
+start_pgbouncer main scram-sha-256 $((TAIL_CLIENTS + 100))
+start_pgferry main scram-sha-256 $((TAIL_CLIENTS + 100))
+
+# target name -> port, database, pooler pid (empty for direct)
+declare -A PORT=([direct]="$PRIMARY_PORT" [pgbouncer]="$BPORT_main" [pgferry]="$FPORT_main"
+    [pgferry-auto]="$FPORT_main" [pgferry-ryw]="$FPORT_main")
+declare -A DB=([direct]=app [pgbouncer]=app [pgferry]=app [pgferry-auto]=app_auto [pgferry-ryw]=app_ryw)
+declare -A PID=([direct]="" [pgbouncer]="$BPID_main" [pgferry]="$FPID_main"
+    [pgferry-auto]="$FPID_main" [pgferry-ryw]="$FPID_main")
+for t in "${!PORT[@]}"; do
+    "$PSQL" -X -q -A -t -p "${PORT[$t]}" -d "${DB[$t]}" -c "SELECT 1" >/dev/null ||
+        die "cannot query through $t"
+done
+
+mkdir -p "$RESULTS_DIR"
+RAW="$RESULTS_DIR/perf-raw.log"
+TSV="$RESULTS_DIR/perf-results.tsv"
+: >"$RAW"
+printf 'scenario\tworkload\tclients\ttarget\tround\ttps\ttx\tlat_ms\tcpu_s\n' >"$TSV"
+
+workload_flags() {
+    case "$1" in
+    select-simple) echo "-S -M simple" ;;
+    select-extended) echo "-S -M extended" ;;
+    select-prepared) echo "-S -M prepared" ;;
+    tpcb-like) echo "-M simple" ;;
+    esac
+}
+
+# run_one SCENARIO WORKLOAD CLIENTS TARGET ROUND [extra pgbench args...]
+run_one() {
+    local sc="$1" w="$2" c="$3" t="$4" r="$5" j="$THREADS" out rc tps tx lat c0=0 c1=0 cpu=""
+    shift 5
+    [ "$j" -gt "$c" ] && j="$c"
+    read -r -a flags <<<"$(workload_flags "$w")"
+    local pid="${PID[$t]}"
+    [ -n "$pid" ] && c0="$(cpu_ticks "$pid")"
+    set +e
+    out="$("$PGBENCH" -n -p "${PORT[$t]}" -c "$c" -j "$j" -T "$DURATION" "${flags[@]}" "$@" "${DB[$t]}" 2>&1)"
+    rc=$?
+    set -e
+    [ -n "$pid" ] && c1="$(cpu_ticks "$pid")" && cpu="$(awk -v a="$c0" -v b="$c1" -v hz="$CLK_TCK" 'BEGIN { printf "%.3f", (b - a) / hz }')"
+    tps="$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time).*/\1/p' <<<"$out" | head -n 1)"
+    tx="$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' <<<"$out" | head -n 1)"
+    lat="$(sed -n 's/^latency average = \([0-9.]*\) ms.*/\1/p' <<<"$out" | head -n 1)"
+    {
+        echo "===== $sc round $r target=$t workload=$w clients=$c rc=$rc cpu_s=$cpu"
+        echo "$out"
+    } >>"$RAW"
+    if [ "$rc" != 0 ] || [ -z "$tps" ]; then
+        log "run failed ($sc $t $w c=$c rc=$rc): $(grep -m1 -iE 'error|fatal|abort' <<<"$out" || echo 'no tps')"
+    fi
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$sc" "$w" "$c" "$t" "$r" "${tps:--}" "${tx:--}" \
+        "${lat:--}" "${cpu:--}" >>"$TSV"
+    log "$sc $w c=$c round $r $t: ${tps:-ERR} tps, cpu ${cpu:--} s"
+}
+
+# scenario NAME WORKLOAD CLIENTS "TARGETS" [extra pgbench args...]: ROUNDS rounds, rotated
+scenario() {
+    local sc="$1" w="$2" c="$3" r k
+    read -r -a ts <<<"$4"
+    shift 4
+    local nt=${#ts[@]}
+    scripts/pgcluster psql "$CLUSTER_DIR" 0 -XAtq -c CHECKPOINT >/dev/null
+    for ((r = 1; r <= ROUNDS; r++)); do
+        for ((k = 0; k < nt; k++)); do
+            run_one "$sc" "$w" "$c" "${ts[$(((k + r) % nt))]}" "$r" "$@"
+        done
+    done
+}
+
+if want latency; then scenario latency select-simple 1 "direct pgbouncer pgferry"; fi
+if want matrix; then
+    for w in select-simple select-extended tpcb-like; do
+        for c in 10 100; do scenario matrix "$w" "$c" "direct pgbouncer pgferry"; done
+    done
+fi
+if want prepared; then scenario prepared select-prepared 100 "direct pgferry"; fi
+if want route; then scenario route select-simple 100 "pgferry pgferry-auto"; fi
+if want ryw; then scenario ryw tpcb-like 100 "pgferry-auto pgferry-ryw"; fi
+if want tail; then
+    # per-transaction logs: latency percentiles and transactions per client
+    rm -f "$CLUSTER_DIR"/tail-*
+    for ((r = 1; r <= ROUNDS; r++)); do
+        for t in pgbouncer pgferry; do
+            run_one tail select-simple "$TAIL_CLIENTS" "$t" "$r" -l --log-prefix="$CLUSTER_DIR/tail-$t-$r"
+            cat "$CLUSTER_DIR"/tail-"$t"-"$r".* >"$RESULTS_DIR/tail-$t-$r.log" 2>/dev/null || true
+            rm -f "$CLUSTER_DIR"/tail-"$t"-"$r".*
+        done
+    done
+fi
+
+# ------------------------------------------------------------------ syscalls
+if want strace; then
+    for t in pgbouncer pgferry; do
+        pid="${PID[$t]}"
+        strace -c -f -p "$pid" -o "$RESULTS_DIR/strace-$t.txt" 2>/dev/null &
+        spid=$!
+        sleep 1
+        out="$("$PGBENCH" -n -p "${PORT[$t]}" -c 100 -j "$THREADS" -T "$DURATION" -S -M simple app 2>&1 || true)"
+        kill -INT "$spid" 2>/dev/null || true
+        wait "$spid" 2>/dev/null || true
+        tx="$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' <<<"$out" | head -n 1)"
+        echo "${tx:-0}" >"$RESULTS_DIR/strace-$t.tx"
+        log "strace $t: ${tx:-?} transactions"
+    done
+fi
+
+# ------------------------------------------------------------------ idle-client memory
+if want memory; then
+    start_pgbouncer idle trust $((IDLE_CLIENTS + 200))
+    start_pgferry idle trust $((IDLE_CLIENTS + 200))
+    for t in pgbouncer pgferry; do
+        if [ "$t" = pgbouncer ]; then port="$BPORT_idle" pid="$BPID_idle"; else port="$FPORT_idle" pid="$FPID_idle"; fi
+        log "memory: $IDLE_CLIENTS idle clients through $t"
+        python3 benches/idle_clients.py --port "$port" --pid "$pid" --count "$IDLE_CLIENTS" \
+            --sources 8 >"$RESULTS_DIR/memory-$t.json" ||
+            log "memory probe against $t reported failures: $(cat "$RESULTS_DIR/memory-$t.json")"
+    done
+fi
+
+if [ "${RUN_FAILOVER:-0}" = 1 ]; then benches/failover.sh >&2; fi
+
+python3 benches/report.py --results "$RESULTS_DIR" --doc "$DOC" \
+    --meta "date=$(date -u '+%Y-%m-%d %H:%M UTC')" \
+    --meta "machine=$(nproc) cores, $(uname -sr)" \
+    --meta "postgres=$("$PG_BIN/postgres" --version)" \
+    --meta "pgbouncer=$("$PGBOUNCER" --version 2>/dev/null | head -n 1)" \
+    --meta "rounds=$ROUNDS" --meta "duration=$DURATION" --meta "scale=$SCALE" \
+    --meta "pool=$POOL_SIZE" --meta "threads=$THREADS" --meta "idle=$IDLE_CLIENTS" \
+    --meta "tail=$TAIL_CLIENTS" --meta "features=${FEATURES:-none}" --meta "workers=${WORKERS:-default}"
