@@ -44,11 +44,19 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     init_logging(&config);
-    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    // One worker: a single-threaded runtime, like PgBouncer's event loop (no
+    // cross-thread wake-ups or work stealing; the cheapest CPU per
+    // transaction where pgferry shares a small machine with Postgres).
+    let mut rt = if config.proxy.workers == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        if config.proxy.workers > 0 {
+            b.worker_threads(config.proxy.workers);
+        }
+        b
+    };
     rt.enable_all();
-    if config.proxy.workers > 0 {
-        rt.worker_threads(config.proxy.workers);
-    }
     let rt = match rt.build() {
         Ok(rt) => rt,
         Err(e) => {

@@ -26,7 +26,12 @@ fn metrics_config(c: &Cluster, port: u16) -> String {
 
 /// GET `path`: (status, body).
 fn get(port: u16, path: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect to the metrics port");
+    try_get(port, path).expect("connect to the metrics port")
+}
+
+/// Like `get`; None while nothing listens on `port` yet.
+fn try_get(port: u16, path: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(10))).ok();
     write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
     let mut out = String::new();
@@ -41,7 +46,7 @@ fn get(port: u16, path: &str) -> (u16, String) {
         .map(|x| x.1)
         .unwrap_or("")
         .to_owned();
-    (status, body)
+    Some((status, body))
 }
 
 /// The value of the series `name{labels...}` whose labels include all of `want`.
@@ -66,7 +71,8 @@ fn sum(body: &str, name: &str, want: &[&str]) -> f64 {
 async fn wait_status(port: u16, path: &str, want: u16, within: Duration) -> (u16, String) {
     let end = Instant::now() + within;
     loop {
-        let r = get(port, path);
+        // The metrics listener may start a moment after the client one.
+        let r = try_get(port, path).unwrap_or((0, String::new()));
         if r.0 == want || Instant::now() > end {
             return r;
         }

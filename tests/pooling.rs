@@ -601,3 +601,24 @@ async fn a_list_valued_startup_option_keeps_its_list_meaning() {
         assert_eq!(rb.get::<_, String>(0), "{public}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_worker_runtime_serves_many_clients() {
+    // workers = 1 runs pgferry on a single-threaded event loop.
+    let c = shared_cluster();
+    let p = Proxy::start(&config(c, "transaction", 3, "workers = 1"));
+    let mut tasks = Vec::new();
+    for i in 0..30 {
+        let url = p.url("app", "secret", "app");
+        tasks.push(tokio::spawn(async move {
+            let client = connect(&url).await;
+            for j in 0..10 {
+                let row = one(&client, &format!("SELECT {i} * 100 + {j}")).await;
+                assert_eq!(row.get::<_, i32>(0), i * 100 + j);
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("client task");
+    }
+}
