@@ -57,23 +57,23 @@ impl Session {
             if self.io.rbuf.len() < need || self.discard_until_sync || self.discard_bytes > 0 {
                 self.io.flush().await?;
                 self.io.shrink_idle();
-                // The server-to-client buffer is empty between transactions
-                // (its bytes moved to io.wbuf): an idle client keeps none.
-                if self.sbuf.is_empty() {
-                    self.sbuf = bytes::BytesMut::new();
-                }
                 let idle_limit = self.state.config().proxy.client_idle_timeout;
                 let draining = &self.state.lifecycle.draining;
                 let io = &mut self.io;
                 let kill_wait = self.kill_wait.as_mut();
                 // Cancel-safe: read_more is.
+                let sbuf = &mut self.sbuf;
                 let read = async {
                     if idle_limit.is_zero() || !io.rbuf.is_empty() {
+                        io.wait_idle(sbuf).await?;
                         io.read_more().await
                     } else {
-                        tokio::time::timeout(idle_limit, io.read_more())
-                            .await
-                            .unwrap_or(Err(ClientError::IdleTimeout))
+                        tokio::time::timeout(idle_limit, async {
+                            io.wait_idle(sbuf).await?;
+                            io.read_more().await
+                        })
+                        .await
+                        .unwrap_or(Err(ClientError::IdleTimeout))
                     }
                 };
                 let read = tokio::select! {

@@ -14,6 +14,9 @@ use crate::tls::{ClientTlsInfo, Stream};
 /// when the client goes idle.
 pub const READ_CHUNK: usize = 8 * 1024;
 
+/// How long an idle client keeps its buffers (see [`ClientIo::wait_idle`]).
+pub const IDLE_KEEP: std::time::Duration = std::time::Duration::from_secs(1);
+
 pub struct ClientIo {
     pub stream: Stream,
     /// Set once the client completed a TLS handshake.
@@ -37,18 +40,6 @@ impl ClientIo {
     /// Reads at least one more byte. Cancel-safe (tokio's read_buf is, and
     /// waiting for readiness consumes nothing).
     pub async fn read_more(&mut self) -> Result<usize, ClientError> {
-        if self.rbuf.is_empty() {
-            if let Stream::Plain(tcp) = &self.stream {
-                // An idle client holds no read buffer: most of a pooler's
-                // clients are idle at any moment, and 8 KiB each would be
-                // most of its memory. Wait for bytes, then allocate (from the
-                // allocator's thread cache on a busy connection). Not with
-                // TLS: rustls may hold decrypted bytes the socket no longer
-                // signals.
-                self.rbuf = BytesMut::new();
-                tcp.readable().await?;
-            }
-        }
         if self.rbuf.capacity() - self.rbuf.len() < 1024 {
             self.rbuf.reserve(READ_CHUNK);
         }
@@ -56,6 +47,37 @@ impl ClientIo {
             0 => Err(ClientError::Closed),
             n => Ok(n),
         }
+    }
+
+    /// Waits until the client has something to read (returns at once if
+    /// bytes are buffered). A client idle for [`IDLE_KEEP`] gives back its
+    /// buffers first, and `extra` (the session's server-to-client buffer):
+    /// most of a pooler's clients are idle at any moment and 8 KiB each
+    /// would be most of its memory, while a busy client keeps reusing its
+    /// buffers without an allocation per transaction. Plain TCP only: rustls
+    /// may hold decrypted bytes the socket no longer signals.
+    /// Cancel-safe (it only waits for readiness).
+    pub async fn wait_idle(&mut self, extra: &mut BytesMut) -> Result<(), ClientError> {
+        if !self.rbuf.is_empty() {
+            return Ok(());
+        }
+        let Stream::Plain(tcp) = &self.stream else {
+            return Ok(());
+        };
+        if let Ok(ready) = tokio::time::timeout(IDLE_KEEP, tcp.readable()).await {
+            return Ok(ready?);
+        }
+        if self.rbuf.is_empty() {
+            self.rbuf = BytesMut::new();
+        }
+        if self.wbuf.is_empty() {
+            self.wbuf = BytesMut::new();
+        }
+        if extra.is_empty() {
+            *extra = BytesMut::new();
+        }
+        tcp.readable().await?;
+        Ok(())
     }
 
     /// Writes everything queued.
@@ -105,7 +127,7 @@ impl ClientIo {
         if self.rbuf.is_empty() && self.rbuf.capacity() > 4 * READ_CHUNK {
             self.rbuf = BytesMut::new();
         }
-        if self.wbuf.is_empty() && self.wbuf.capacity() > 0 {
+        if self.wbuf.is_empty() && self.wbuf.capacity() > 4 * READ_CHUNK {
             self.wbuf = BytesMut::new();
         }
     }

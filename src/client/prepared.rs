@@ -107,6 +107,7 @@ pub fn bind_statement(frame_bytes: &[u8]) -> Option<&str> {
 }
 
 /// Bind with its statement name replaced.
+#[cfg(any(test, feature = "fuzzing"))]
 pub fn rewrite_bind(frame_bytes: &[u8], statement: &str) -> Option<BytesMut> {
     let body = frame_bytes.get(frame::HEADER_LEN..)?;
     let (portal, rest) = cstr(body)?;
@@ -118,6 +119,34 @@ pub fn rewrite_bind(frame_bytes: &[u8], statement: &str) -> Option<BytesMut> {
         o.put_u8(0);
         o.put_slice(params);
     }))
+}
+
+/// Appends `frame_bytes` (a Bind) to `out` with its statement name
+/// replaced, without an intermediate buffer. False (and nothing written) if
+/// the Bind is malformed.
+pub fn write_bind(out: &mut BytesMut, frame_bytes: &[u8], statement: &str) -> bool {
+    let Some(body) = frame_bytes.get(frame::HEADER_LEN..) else {
+        return false;
+    };
+    let Some((portal, rest)) = cstr(body) else {
+        return false;
+    };
+    let Some((_, params)) = cstr(rest) else {
+        return false;
+    };
+    let len = 4 + portal.len() + 1 + statement.len() + 1 + params.len();
+    let Ok(len) = u32::try_from(len) else {
+        return false;
+    };
+    out.reserve(1 + len as usize);
+    out.put_u8(b'B');
+    out.put_u32(len);
+    out.put_slice(portal);
+    out.put_u8(0);
+    out.put_slice(statement.as_bytes());
+    out.put_u8(0);
+    out.put_slice(params);
+    true
 }
 
 /// Describe / Close: ('S' or 'P', name).
@@ -258,6 +287,10 @@ mod tests {
         assert_eq!(bind_statement(&bind), Some("stmt"));
         let r = rewrite_bind(&bind, "pgf_1").unwrap();
         assert_eq!(bind_statement(&r), Some("pgf_1"));
+        let mut direct = BytesMut::new();
+        assert!(write_bind(&mut direct, &bind, "pgf_1"));
+        assert_eq!(direct, r, "same bytes without the intermediate buffer");
+        assert!(!write_bind(&mut direct, b"B\0\0\0\x05", "x"));
         assert_eq!(&r[r.len() - 6..], &[0, 0, 0, 0, 0, 0]);
         let d = statement_message(b'D', "x");
         assert_eq!(target(&d), Some((b'S', "x")));

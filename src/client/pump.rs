@@ -198,9 +198,9 @@ pub struct Pump<'a> {
     /// (batch, tag, hidden). Hidden ones answer messages pgferry added.
     expect: VecDeque<(u64, u8, bool)>,
     /// Statements prepared on the server in a batch not answered yet.
-    added: Vec<(u64, String)>,
+    added: Vec<(u64, Arc<Prepared>)>,
     /// Statements bound or described in a batch not answered yet.
-    used: Vec<(u64, String)>,
+    used: Vec<(u64, Arc<Prepared>)>,
     c_batches: u64,
     s_batches: u64,
     /// The client's traffic counters (plain fields, no atomics) ...
@@ -749,6 +749,9 @@ impl<'a> Pump<'a> {
             AsIs,
             Parse(String, Arc<Prepared>),
             Use(Arc<Prepared>, BytesMut),
+            /// A Bind of a shared statement, rewritten straight into the
+            /// staged output (no buffer of its own).
+            Bind(Arc<Prepared>),
             CloseNamed(String),
             /// A Parse of a name the client already uses: Postgres refuses
             /// it (42P05), and so does the server here.
@@ -779,10 +782,7 @@ impl<'a> Pump<'a> {
                 _ => Plan::AsIs,
             },
             tag::BIND => match prepared::bind_statement(msg).and_then(|n| stmts.get(n)) {
-                Some(p) => match prepared::rewrite_bind(msg, &p.server_name) {
-                    Some(rewritten) => Plan::Use(p.clone(), rewritten),
-                    None => Plan::AsIs,
-                },
+                Some(p) => Plan::Bind(p.clone()),
                 None => Plan::AsIs,
             },
             tag::DESCRIBE => match prepared::target(msg) {
@@ -837,8 +837,18 @@ impl<'a> Pump<'a> {
                 if !self.server.statements.contains(&p.server_name) {
                     self.prepare_here(&p, batch, true);
                 }
-                self.used.push((batch, p.server_name.clone()));
                 self.c_out.extend_from_slice(&rewritten);
+                self.used.push((batch, p));
+            }
+            Plan::Bind(p) => {
+                if !self.server.statements.contains(&p.server_name) {
+                    self.prepare_here(&p, batch, true);
+                }
+                // Staging moved the message to the front of the buffer.
+                if !prepared::write_bind(&mut self.c_out, &self.io.rbuf[..total], &p.server_name) {
+                    self.c_out.extend_from_slice(&self.io.rbuf[..total]);
+                }
+                self.used.push((batch, p));
             }
             Plan::CloseNamed(name) => {
                 if let Some(stmts) = self.stmts.as_deref_mut() {
@@ -935,7 +945,7 @@ impl<'a> Pump<'a> {
 
     /// Sends `p`'s Parse on this connection (evicting the oldest statement
     /// beyond the cap); its ParseComplete is hidden when pgferry added it.
-    fn prepare_here(&mut self, p: &Prepared, batch: u64, hidden: bool) {
+    fn prepare_here(&mut self, p: &Arc<Prepared>, batch: u64, hidden: bool) {
         if self.server.statements.take_unknown(&p.server_name) {
             // It may still exist: closing an absent statement is harmless.
             self.inject(
@@ -951,7 +961,7 @@ impl<'a> Pump<'a> {
                 batch,
             );
         }
-        self.added.push((batch, p.server_name.clone()));
+        self.added.push((batch, p.clone()));
         self.c_out.extend_from_slice(&p.parse);
         self.expect.push_back((batch, b'1', hidden));
     }
@@ -1029,14 +1039,14 @@ impl<'a> Pump<'a> {
                                 .added
                                 .iter()
                                 .filter(|(b, _)| *b == batch)
-                                .map(|(_, n)| n.clone())
+                                .map(|(_, p)| p.server_name.clone())
                                 .collect();
                             if stale_plan {
                                 unknown.extend(
                                     self.used
                                         .iter()
                                         .filter(|(b, _)| *b == batch)
-                                        .map(|(_, n)| n.clone()),
+                                        .map(|(_, p)| p.server_name.clone()),
                                 );
                             }
                             for name in unknown {
