@@ -152,7 +152,7 @@ impl App {
                 timeout_ms = timeout.as_millis() as u64,
                 "shutdown: letting clients finish their transactions"
             );
-            lifecycle.draining.cancel();
+            lifecycle.start_draining();
             tokio::select! {
                 _ = self.clients.wait() => {}
                 _ = tokio::time::sleep(timeout) => {

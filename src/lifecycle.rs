@@ -2,6 +2,8 @@
 //! or the admin console's SHUTDOWN), and the token sessions watch to close
 //! at their next transaction boundary while pgferry drains.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -24,6 +26,9 @@ pub struct Lifecycle {
     /// Cancelled when sessions must close at their next transaction
     /// boundary (graceful shutdown).
     pub draining: CancellationToken,
+    /// The same as `draining.is_cancelled()`, readable without the token's
+    /// lock (sessions check it at every transaction).
+    drain_flag: AtomicBool,
     requested: watch::Sender<Option<ShutdownKind>>,
 }
 
@@ -31,12 +36,23 @@ impl Default for Lifecycle {
     fn default() -> Self {
         Lifecycle {
             draining: CancellationToken::new(),
+            drain_flag: AtomicBool::new(false),
             requested: watch::Sender::new(None),
         }
     }
 }
 
 impl Lifecycle {
+    /// Sessions close at their next transaction boundary from now on.
+    pub fn start_draining(&self) {
+        self.drain_flag.store(true, Ordering::Release);
+        self.draining.cancel();
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.drain_flag.load(Ordering::Acquire)
+    }
+
     /// Asks for a shutdown; a weaker request than one already made is
     /// ignored (a SIGINT during a graceful drain makes it fast).
     pub fn request(&self, kind: ShutdownKind) {

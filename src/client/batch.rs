@@ -49,7 +49,7 @@ impl Session {
             }
             // Between transactions: a draining pgferry closes the client here
             // (before anything of its next request reached a server).
-            if self.state.lifecycle.draining.is_cancelled() {
+            if self.state.lifecycle.is_draining() {
                 return Err(ClientError::ShuttingDown);
             }
             self.refresh_if_reloaded();
@@ -63,13 +63,14 @@ impl Session {
                 let kill_wait = self.kill_wait.as_mut();
                 // Cancel-safe: read_more is.
                 let sbuf = &mut self.sbuf;
+                let scratch = &mut self.scratch;
                 let read = async {
                     if idle_limit.is_zero() || !io.rbuf.is_empty() {
-                        io.wait_idle(sbuf).await?;
+                        io.wait_idle(sbuf, scratch).await?;
                         io.read_more().await
                     } else {
                         tokio::time::timeout(idle_limit, async {
-                            io.wait_idle(sbuf).await?;
+                            io.wait_idle(sbuf, scratch).await?;
                             io.read_more().await
                         })
                         .await

@@ -57,7 +57,11 @@ impl ClientIo {
     /// buffers without an allocation per transaction. Plain TCP only: rustls
     /// may hold decrypted bytes the socket no longer signals.
     /// Cancel-safe (it only waits for readiness).
-    pub async fn wait_idle(&mut self, extra: &mut BytesMut) -> Result<(), ClientError> {
+    pub async fn wait_idle(
+        &mut self,
+        extra: &mut BytesMut,
+        scratch: &mut super::pump::Scratch,
+    ) -> Result<(), ClientError> {
         if !self.rbuf.is_empty() {
             return Ok(());
         }
@@ -76,6 +80,7 @@ impl ClientIo {
         if extra.is_empty() {
             *extra = BytesMut::new();
         }
+        scratch.release();
         tcp.readable().await?;
         Ok(())
     }

@@ -41,6 +41,24 @@ const MAX_INSPECTED: usize = 1 << 20;
 /// are shared (one may be a DEALLOCATE to answer for the client's view).
 const MAX_DEALLOCATE_QUERY: usize = 1024;
 
+/// Buffers of the statement-sharing path, kept by the session between pump
+/// runs so a busy client allocates none per transaction (an idle one gives
+/// them back with its other buffers).
+#[derive(Debug, Default)]
+pub struct Scratch {
+    c_out: BytesMut,
+    expect: VecDeque<(u64, u8, bool)>,
+    added: Vec<(u64, Arc<Prepared>)>,
+    used: Vec<(u64, Arc<Prepared>)>,
+}
+
+impl Scratch {
+    /// Releases the capacity (the client went idle).
+    pub fn release(&mut self) {
+        *self = Scratch::default();
+    }
+}
+
 /// Why the pump stopped.
 #[derive(Debug)]
 pub enum Outcome {
@@ -201,6 +219,8 @@ pub struct Pump<'a> {
     added: Vec<(u64, Arc<Prepared>)>,
     /// Statements bound or described in a batch not answered yet.
     used: Vec<(u64, Arc<Prepared>)>,
+    /// Where the buffers above come from and go back to.
+    scratch: Option<&'a mut Scratch>,
     c_batches: u64,
     s_batches: u64,
     /// The client's traffic counters (plain fields, no atomics) ...
@@ -260,6 +280,7 @@ impl<'a> Pump<'a> {
             expect: VecDeque::new(),
             added: Vec::new(),
             used: Vec::new(),
+            scratch: None,
             c_batches: 0,
             s_batches: 0,
             counters: None,
@@ -286,6 +307,16 @@ impl<'a> Pump<'a> {
     pub fn sharing(mut self, stmts: &'a mut ClientStatements, cap: usize) -> Self {
         self.stmts = Some(stmts);
         self.stmt_cap = cap;
+        self
+    }
+
+    /// Reuses the session's buffers (handed back when the run ends).
+    pub fn with_scratch(mut self, scratch: &'a mut Scratch) -> Self {
+        self.c_out = std::mem::take(&mut scratch.c_out);
+        self.expect = std::mem::take(&mut scratch.expect);
+        self.added = std::mem::take(&mut scratch.added);
+        self.used = std::mem::take(&mut scratch.used);
+        self.scratch = Some(scratch);
         self
     }
 
@@ -388,6 +419,16 @@ impl<'a> Pump<'a> {
         // Unsent output stays queued for the client.
         let rest = self.sbuf.split();
         self.io.wbuf.unsplit(rest);
+        if let Some(scratch) = self.scratch.take() {
+            self.c_out.clear();
+            self.expect.clear();
+            self.added.clear();
+            self.used.clear();
+            scratch.c_out = std::mem::take(&mut self.c_out);
+            scratch.expect = std::mem::take(&mut self.expect);
+            scratch.added = std::mem::take(&mut self.added);
+            scratch.used = std::mem::take(&mut self.used);
+        }
         out
     }
 

@@ -91,6 +91,8 @@ pub struct Session {
     pub(super) track: Tracker,
     /// Session mode: the connection held for the client's whole life.
     pub(super) held: Option<Pooled>,
+    /// Statement-sharing buffers reused across transactions.
+    pub(super) scratch: super::pump::Scratch,
     /// Completes when pgferry drains for shutdown; made on first use by a
     /// held connection (one allocation per such session).
     pub(super) drain: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
@@ -203,6 +205,7 @@ impl Session {
             track: Tracker::default(),
             held: None,
             drain: None,
+            scratch: super::pump::Scratch::default(),
             sbuf: BytesMut::new(),
             discard_until_sync: false,
             discard_bytes: 0,
@@ -438,7 +441,7 @@ impl Session {
                     self.track.needs_rollback = false;
                     rollback(&mut conn).await;
                 }
-                if self.state.lifecycle.draining.is_cancelled() {
+                if self.state.lifecycle.is_draining() {
                     self.held = Some(conn);
                     return Err(ClientError::ShuttingDown);
                 }
@@ -544,6 +547,7 @@ impl Session {
                 &mut self.stmts,
                 self.state.config().proxy.max_prepared_statements,
             )
+            .with_scratch(&mut self.scratch)
         };
         let mut pump = if single {
             pump.single_batch(hold)
