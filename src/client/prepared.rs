@@ -65,7 +65,8 @@ fn cstr(b: &[u8]) -> Option<(&[u8], &[u8])> {
     Some((&b[..nul], &b[nul + 1..]))
 }
 
-fn framed(tag: u8, body: impl FnOnce(&mut BytesMut)) -> BytesMut {
+/// One frontend message: `tag`, the length, then what `body` writes.
+pub(super) fn framed(tag: u8, body: impl FnOnce(&mut BytesMut)) -> BytesMut {
     let mut out = BytesMut::new();
     out.put_u8(tag);
     out.put_u32(0);

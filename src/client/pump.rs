@@ -1108,20 +1108,12 @@ impl<'a> Pump<'a> {
                     }
                     self.s_scanned += h.total_len();
                 }
-                // A BindComplete is looked at only after a refused Parse.
-                b'1' | b'3' if self.stmts.is_some() => {
-                    if !whole {
-                        break;
-                    }
-                    if self.answer_is_hidden(h.tag) {
-                        // The answer to a message pgferry added: cut it out.
-                        let tail = self.sbuf.split_off(at);
-                        self.sbuf.extend_from_slice(&tail[h.total_len()..]);
-                        continue;
-                    }
-                    self.s_scanned += h.total_len();
-                }
-                b'2' if self.expect.iter().any(|e| e.1 == b'2') => {
+                // ParseComplete / CloseComplete may answer a message pgferry
+                // added; a BindComplete only after a refused Parse (when
+                // nothing is expected, it passes without a look).
+                b'1' | b'2' | b'3'
+                    if self.stmts.is_some() && (h.tag != b'2' || !self.expect.is_empty()) =>
+                {
                     if !whole {
                         break;
                     }

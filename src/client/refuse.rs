@@ -5,6 +5,8 @@
 
 use bytes::{BufMut, BytesMut};
 
+use super::prepared::framed;
+
 use crate::config::PoolMode;
 use crate::protocol::{frame, sqlstate, tag};
 
@@ -23,16 +25,6 @@ fn raise(message: &str) -> String {
         "DO $pgferry$BEGIN RAISE EXCEPTION USING ERRCODE = '{}', MESSAGE = '{message}'; END$pgferry$",
         sqlstate::FEATURE_NOT_SUPPORTED
     )
-}
-
-fn framed(t: u8, body: impl FnOnce(&mut BytesMut)) -> BytesMut {
-    let mut out = BytesMut::with_capacity(256);
-    out.put_u8(t);
-    out.put_u32(0);
-    body(&mut out);
-    let len = (out.len() - 1) as u32;
-    out[1..5].copy_from_slice(&len.to_be_bytes());
-    out
 }
 
 /// A Query raising `message` with SQLSTATE 0A000, to replace a whole Query

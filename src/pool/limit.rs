@@ -91,15 +91,19 @@ impl Limit {
         self.waiters.load(Ordering::Relaxed) > 0
     }
 
-    pub(super) fn wake_members(&self) {
-        let members: Vec<Arc<Pool>> = self
-            .members
+    /// The live member pools (collected so no pool lock is taken while
+    /// the members lock is held).
+    fn members(&self) -> Vec<Arc<Pool>> {
+        self.members
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .iter()
             .filter_map(Weak::upgrade)
-            .collect();
-        for pool in members {
+            .collect()
+    }
+
+    pub(super) fn wake_members(&self) {
+        for pool in self.members() {
             pool.wake_limited();
         }
     }
@@ -107,13 +111,7 @@ impl Limit {
     /// Closes the longest-idle connection of a member pool other than
     /// `except`. True if one was closed (its permit is free now).
     pub(super) fn evict_idle(&self, except: &Pool) -> bool {
-        let members: Vec<Arc<Pool>> = self
-            .members
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .filter_map(Weak::upgrade)
-            .collect();
+        let members = self.members();
         let victim = members
             .iter()
             .filter(|p| !std::ptr::eq(p.as_ref(), except))
