@@ -181,15 +181,18 @@ impl App {
 }
 
 /// Closes idle server connections past `server_idle_timeout` or
-/// `server_lifetime`, once a second.
+/// `server_lifetime`, once a second; gives memory back to the OS after many
+/// clients left (see [`crate::memory`]).
 async fn reap_idle(state: Arc<State>, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut trimmer = crate::memory::Trimmer::default();
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
+        trimmer.tick(state.clients.len());
         for db in state.databases().values() {
             for pool in db.pools() {
                 let n = pool.reap();

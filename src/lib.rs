@@ -18,6 +18,7 @@ pub mod config;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod lifecycle;
+pub mod memory;
 pub mod metrics;
 pub mod pool;
 pub mod protocol;

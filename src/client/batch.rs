@@ -38,8 +38,9 @@ impl Session {
         loop {
             // Session mode: the client's own connection forwards everything,
             // idle or not (notifications reach an idle LISTENer).
+            // Boxed, like run_batch below: kept out of an idle client's task.
             if let Some(conn) = self.held.take() {
-                if !self.run_held(conn).await? {
+                if !Box::pin(self.run_held(conn)).await? {
                     return Ok(());
                 }
                 continue;
@@ -63,14 +64,14 @@ impl Session {
                 let kill_wait = self.kill_wait.as_mut();
                 // Cancel-safe: read_more is.
                 let sbuf = &mut self.sbuf;
-                let scratch = &mut self.scratch;
+                let busy = &mut self.busy;
                 let read = async {
                     if idle_limit.is_zero() || !io.rbuf.is_empty() {
-                        io.wait_idle(sbuf, scratch).await?;
+                        io.wait_idle(sbuf, busy).await?;
                         io.read_more().await
                     } else {
                         tokio::time::timeout(idle_limit, async {
-                            io.wait_idle(sbuf, scratch).await?;
+                            io.wait_idle(sbuf, busy).await?;
                             io.read_more().await
                         })
                         .await
@@ -360,7 +361,7 @@ impl Session {
             let mut conn = match self.checkout_target(&mut target).await {
                 Ok(c) => c,
                 Err(e) if target.replica && is_node_failure(&e) => {
-                    tracing::warn!(client_id = self.id, node = target.node, error = %e, "replica unavailable; choosing another node");
+                    self.span().in_scope(|| tracing::warn!(client_id = self.id, node = target.node, error = %e, "replica unavailable; choosing another node"));
                     self.db.topology.report_failure(target.node);
                     avoid = Some(target.node);
                     continue;
@@ -395,11 +396,13 @@ impl Session {
                     if let Some(reason) = self.replay.unreplayable {
                         // State that cannot move: the client keeps this
                         // server connection until the state is gone.
-                        tracing::info!(
-                            client_id = self.id,
-                            reason,
-                            "client pinned to its server connection"
-                        );
+                        self.span().in_scope(|| {
+                            tracing::info!(
+                                client_id = self.id,
+                                reason,
+                                "client pinned to its server connection"
+                            )
+                        });
                         self.state.count_pin(reason);
                         self.entry.set_pin(Some(reason));
                         self.set_cancel_target(Some(&conn));
@@ -415,11 +418,13 @@ impl Session {
                     return Ok(Flow::Next);
                 }
                 Outcome::Retry => {
-                    tracing::info!(
-                        client_id = self.id,
-                        node = target.node,
-                        "replica went away before answering; retrying the read elsewhere"
-                    );
+                    self.span().in_scope(|| {
+                        tracing::info!(
+                            client_id = self.id,
+                            node = target.node,
+                            "replica went away before answering; retrying the read elsewhere"
+                        )
+                    });
                     drop(conn);
                     self.db.topology.report_failure(target.node);
                     avoid = Some(target.node);
@@ -430,7 +435,7 @@ impl Session {
                     return Ok(Flow::Exit);
                 }
                 Outcome::ServerGone(e) => {
-                    tracing::warn!(client_id = self.id, server_id = conn.id, error = ?e, "server connection lost mid-request");
+                    self.span().in_scope(|| tracing::warn!(client_id = self.id, server_id = conn.id, error = ?e, "server connection lost mid-request"));
                     conn.broken = true;
                     drop(conn);
                     self.db.topology.report_failure(target.node);
@@ -477,7 +482,7 @@ impl Session {
             if !lost {
                 return self.fail_with(e);
             }
-            tracing::warn!(client_id = self.id, error = %e, "session state could not be replayed");
+            self.span().in_scope(|| tracing::warn!(client_id = self.id, error = %e, "session state could not be replayed"));
             problem = Some("a SET that no longer applies");
             self.replay = Default::default();
             conn.broken = true;
@@ -491,11 +496,13 @@ impl Session {
             }
         }
         if lost && problem.is_none() {
-            tracing::info!(
-                client_id = self.id,
-                replayed = self.replay.sets.iter().count(),
-                "session moved to a new server connection"
-            );
+            self.span().in_scope(|| {
+                tracing::info!(
+                    client_id = self.id,
+                    replayed = self.replay.sets.iter().count(),
+                    "session moved to a new server connection"
+                )
+            });
         }
         self.set_cancel_target(Some(&conn));
         self.held = Some(conn);
@@ -513,7 +520,9 @@ impl Session {
 
     /// Answers the batch at the head with `e` and keeps the client.
     fn fail_with(&mut self, e: ClientError) -> Result<(), ClientError> {
-        tracing::warn!(client_id = self.id, error = %e, "no server for client request");
+        self.span().in_scope(
+            || tracing::warn!(client_id = self.id, error = %e, "no server for client request"),
+        );
         self.db.errors.count(e.kind());
         let (code, msg) = e.to_wire().map(|w| (w.code, w.message)).unwrap_or_default();
         self.fail_batch(&code, &msg)

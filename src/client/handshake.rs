@@ -54,7 +54,7 @@ pub async fn handshake(io: &mut ClientIo, state: &Arc<State>) -> Result<Handshak
             if let Some(p) = startup::parse(&io.rbuf)? {
                 break p;
             }
-            io.read_more().await?;
+            io.read_login().await?;
         };
         io.rbuf.advance(used);
         match packet {

@@ -14,6 +14,11 @@ use crate::tls::{ClientTlsInfo, Stream};
 /// when the client goes idle.
 pub const READ_CHUNK: usize = 8 * 1024;
 
+/// Buffer reserve while logging in: startup and authentication messages
+/// are small, and a pooler's clients are mostly idle after login, so their
+/// first buffers should not be the 8 KiB a busy client reads with.
+pub const LOGIN_CHUNK: usize = 512;
+
 /// How long an idle client keeps its buffers (see [`ClientIo::wait_idle`]).
 pub const IDLE_KEEP: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -43,6 +48,18 @@ impl ClientIo {
         if self.rbuf.capacity() - self.rbuf.len() < 1024 {
             self.rbuf.reserve(READ_CHUNK);
         }
+        self.read_some().await
+    }
+
+    /// `read_more` for the login phase: reserves [`LOGIN_CHUNK`] at a time.
+    pub async fn read_login(&mut self) -> Result<usize, ClientError> {
+        if self.rbuf.capacity() == self.rbuf.len() {
+            self.rbuf.reserve(LOGIN_CHUNK);
+        }
+        self.read_some().await
+    }
+
+    async fn read_some(&mut self) -> Result<usize, ClientError> {
         match self.stream.read_buf(&mut self.rbuf).await? {
             0 => Err(ClientError::Closed),
             n => Ok(n),
@@ -60,7 +77,7 @@ impl ClientIo {
     pub async fn wait_idle(
         &mut self,
         extra: &mut BytesMut,
-        scratch: &mut super::pump::Scratch,
+        busy: &mut Option<Box<super::pump::Busy>>,
     ) -> Result<(), ClientError> {
         if !self.rbuf.is_empty() {
             return Ok(());
@@ -68,7 +85,10 @@ impl ClientIo {
         let Stream::Plain(tcp) = &self.stream else {
             return Ok(());
         };
-        if let Ok(ready) = tokio::time::timeout(IDLE_KEEP, tcp.readable()).await {
+        // poll_read_ready parks the waker in the socket's own registration;
+        // `readable()` would add a waiter node to every idle client's task.
+        let readable = || std::future::poll_fn(|cx| tcp.poll_read_ready(cx));
+        if let Ok(ready) = tokio::time::timeout(IDLE_KEEP, readable()).await {
             return Ok(ready?);
         }
         if self.rbuf.is_empty() {
@@ -80,8 +100,8 @@ impl ClientIo {
         if extra.is_empty() {
             *extra = BytesMut::new();
         }
-        scratch.release();
-        tcp.readable().await?;
+        super::pump::Busy::release(busy);
+        readable().await?;
         Ok(())
     }
 
@@ -108,7 +128,7 @@ impl ClientIo {
                 }
                 self.rbuf.reserve(h.total_len() - self.rbuf.len());
             }
-            self.read_more().await?;
+            self.read_login().await?;
         }
     }
 
@@ -117,6 +137,17 @@ impl ClientIo {
         if let Some(w) = e.to_wire() {
             build::error_response(&mut self.wbuf, w.severity, &w.code, &w.message);
             let _ = self.flush().await;
+        }
+    }
+
+    /// Drops both buffers if they are empty (a client that just logged in
+    /// and has nothing pipelined).
+    pub fn release_empty(&mut self) {
+        if self.rbuf.is_empty() {
+            self.rbuf = BytesMut::new();
+        }
+        if self.wbuf.is_empty() {
+            self.wbuf = BytesMut::new();
         }
     }
 

@@ -9,7 +9,6 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::Instrument;
 
 use super::handshake::{handshake, start_tls, Handshake, Startup};
 use super::io::ClientIo;
@@ -50,37 +49,60 @@ async fn client_task(
     peer: SocketAddr,
     permit: Option<OwnedSemaphorePermit>,
 ) {
+    // Login is boxed: its futures (TLS, SCRAM, auth_query) are large and
+    // would otherwise stay part of every idle client's task for the life of
+    // the session.
+    let Some(session) = Box::pin(admit(&state, stream, peer, permit.is_none())).await else {
+        return;
+    };
+    match session {
+        LoggedIn::Session(session) => {
+            session.log_login();
+            session.run().await;
+        }
+        LoggedIn::Admin(console) => {
+            tracing::info!(%peer, "admin console client logged in");
+            Box::pin(console.run()).await;
+        }
+    }
+    drop(permit);
+}
+
+/// The handshake, authentication and first server connection, within
+/// `client_login_timeout`. None: the client was refused (and told) or left.
+async fn admit(
+    state: &Arc<State>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    over_limit: bool,
+) -> Option<LoggedIn> {
     let timeout = state.config().proxy.client_login_timeout;
-    // The login phases are boxed: their futures (TLS, SCRAM, auth_query) are
-    // large and would otherwise stay part of every idle client's task for
-    // the life of the session.
     let negotiated = if timeout.is_zero() {
-        Box::pin(negotiate(ClientIo::new(stream), &state)).await
+        negotiate(ClientIo::new(stream), state).await
     } else {
-        tokio::time::timeout(timeout, Box::pin(negotiate(ClientIo::new(stream), &state)))
+        tokio::time::timeout(timeout, negotiate(ClientIo::new(stream), state))
             .await
             .unwrap_or(Err((None, ClientError::LoginTimeout)))
     };
     let (io, startup) = match negotiated {
         Ok((io, Some(s))) => (io, s),
-        Ok((_, None)) => return,
+        Ok((_, None)) => return None,
         Err((io, e)) => {
             log_refused(peer, &e);
             if let Some(mut io) = io {
                 io.send_error(&e).await;
             }
-            return;
+            return None;
         }
     };
-    let over_limit = permit.is_none();
-    let session = match Box::pin(with_timeout(timeout, async {
+    match with_timeout(timeout, async {
         Ok(login(io, state.clone(), startup, over_limit).await)
-    }))
+    })
     .await
     {
         Ok(Ok(s)) => {
             state.login_limiter.success(peer.ip());
-            s
+            Some(s)
         }
         Ok(Err((mut io, e))) => {
             log_refused(peer, &e);
@@ -93,35 +115,13 @@ async fn client_task(
                 }
             }
             io.send_error(&e).await;
-            return;
+            None
         }
         Err(e) => {
             tracing::info!(%peer, error = %e, "client login timed out");
-            return;
-        }
-    };
-    match session {
-        LoggedIn::Session(session) => {
-            // Every line about this client carries who it is.
-            let span = tracing::info_span!(
-                "client",
-                client_id = session.id,
-                addr = %peer,
-                database = %session.db.name,
-                user = %session.user,
-                application_name = session.desired.get("application_name").unwrap_or(""),
-            );
-            if state.config().log.log_connections {
-                span.in_scope(|| tracing::info!(tls = session.io.is_tls(), "client logged in"));
-            }
-            session.run().instrument(span).await;
-        }
-        LoggedIn::Admin(console) => {
-            tracing::info!(%peer, "admin console client logged in");
-            Box::pin(console.run()).await;
+            None
         }
     }
-    drop(permit);
 }
 
 /// The handshake up to a StartupMessage, switching to TLS on the way if the

@@ -31,7 +31,7 @@ pub struct LoginInfo {
 /// A logged-in client: a regular session, or the admin console.
 pub enum LoggedIn {
     Session(Box<Session>),
-    Admin(AdminConsole),
+    Admin(Box<AdminConsole>),
 }
 
 pub async fn login(
@@ -41,9 +41,9 @@ pub async fn login(
     over_limit: bool,
 ) -> Result<LoggedIn, (ClientIo, ClientError)> {
     match prepare(&mut io, &state, startup, over_limit).await {
-        Ok(i) if admin::is_admin_database(&i.database) => {
-            Ok(LoggedIn::Admin(AdminConsole::start(io, state, i.user)))
-        }
+        Ok(i) if admin::is_admin_database(&i.database) => Ok(LoggedIn::Admin(Box::new(
+            AdminConsole::start(io, state, i.user),
+        ))),
         Ok(i) => Session::start(io, state, i.user, i.database, i.desired, i.route)
             .await
             .map(|s| LoggedIn::Session(Box::new(s))),

@@ -22,7 +22,7 @@ use super::prepared::ClientStatements;
 use super::replay::SessionState;
 use super::route::ReadYourWrites;
 use crate::config::{PoolMode, Route, RoutingConfig};
-use crate::metrics::{ClientEntry, ConnCounters, ErrorKind, Registered};
+use crate::metrics::{ClientEntry, ErrorKind, Registered};
 use crate::pool::{PoolError, Pooled};
 use crate::protocol::build::{self, Severity};
 use crate::protocol::{frame, sqlstate, tag, TxStatus};
@@ -91,8 +91,8 @@ pub struct Session {
     pub(super) track: Tracker,
     /// Session mode: the connection held for the client's whole life.
     pub(super) held: Option<Pooled>,
-    /// Statement-sharing buffers reused across transactions.
-    pub(super) scratch: super::pump::Scratch,
+    /// Statement-sharing buffers and traffic counters; None while idle.
+    pub(super) busy: Option<Box<super::pump::Busy>>,
     /// Completes when pgferry drains for shutdown; made on first use by a
     /// held connection (one allocation per such session).
     pub(super) drain: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
@@ -128,8 +128,6 @@ pub struct Session {
     /// This client in SHOW CLIENTS; its state is updated at checkout and
     /// release, never per message.
     pub(super) entry: Registered<ClientEntry>,
-    /// Traffic since the last fold into the pool's stats.
-    pub(super) counters: ConnCounters,
     /// Completes when KILL / KILL_CLIENT closes this client.
     pub(super) kill_wait: Pin<Box<WaitForCancellationFutureOwned>>,
 }
@@ -147,12 +145,38 @@ impl Session {
         self.generation = generation;
         if let Some(db) = self.state.database(&self.db.name) {
             if !Arc::ptr_eq(&db, &self.db) {
-                tracing::info!(client_id = self.id, database = %db.name, "client moves to the reloaded database");
+                self.span().in_scope(|| tracing::info!(client_id = self.id, database = %db.name, "client moves to the reloaded database"));
                 self.db = db;
             }
         }
         if let Some(d) = self.state.config().databases.get(&self.db.name) {
             self.routing = d.routing.clone();
+        }
+    }
+
+    /// The client's log fields (client_id, addr, database, user,
+    /// application_name), wrapped around each line written about it. The
+    /// span is made per line rather than kept for the session: a live span
+    /// per idle client costs memory the allocator cannot give back after
+    /// the client leaves, and entering it at every poll costs CPU.
+    pub(super) fn span(&self) -> tracing::Span {
+        let e = &*self.entry;
+        tracing::info_span!(
+            "client",
+            client_id = e.id,
+            addr = %e.peer,
+            database = %e.database,
+            user = %e.user,
+            application_name = %e.application_name,
+        )
+    }
+
+    /// Logs that the client logged in (`log_connections`).
+    pub fn log_login(&self) {
+        if self.state.config().log.log_connections {
+            let tls = self.io.is_tls();
+            self.span()
+                .in_scope(|| tracing::info!(tls, "client logged in"));
         }
     }
 
@@ -205,7 +229,7 @@ impl Session {
             track: Tracker::default(),
             held: None,
             drain: None,
-            scratch: super::pump::Scratch::default(),
+            busy: None,
             sbuf: BytesMut::new(),
             discard_until_sync: false,
             discard_bytes: 0,
@@ -221,7 +245,6 @@ impl Session {
             stmts: ClientStatements::default(),
             session_lost: false,
             entry,
-            counters: ConnCounters::default(),
             kill_wait,
         };
         s.startup_params = s.desired.clone();
@@ -249,6 +272,7 @@ impl Session {
             self.key.secret,
         );
         self.io.flush().await?;
+        self.io.release_empty();
         if self.mode == PoolMode::Session {
             self.set_cancel_target(Some(&conn));
             self.held = Some(conn);
@@ -331,16 +355,18 @@ impl Session {
                     Ok(c) => {
                         if held {
                             topology.note_held(started.elapsed());
-                            tracing::info!(
-                                client_id = self.id,
-                                held_ms = started.elapsed().as_millis() as u64,
-                                "client released to the primary after a hold"
-                            );
+                            self.span().in_scope(|| {
+                                tracing::info!(
+                                    client_id = self.id,
+                                    held_ms = started.elapsed().as_millis() as u64,
+                                    "client released to the primary after a hold"
+                                )
+                            });
                         }
                         return Ok(c);
                     }
                     Err(PoolError::Server(e)) if e.is_node_failure() => {
-                        tracing::warn!(client_id = self.id, node = %pool.spec().node, error = %e, "primary connect failed");
+                        self.span().in_scope(|| tracing::warn!(client_id = self.id, node = %pool.spec().node, error = %e, "primary connect failed"));
                         pool.drop_idle();
                         topology.report_failure(node);
                     }
@@ -395,7 +421,7 @@ impl Session {
     }
 
     /// The session's life after login.
-    pub async fn run(mut self) {
+    pub async fn run(mut self: Box<Self>) {
         let started = Instant::now();
         let mut result = self.run_pooled().await;
         if self.entry.kill.is_cancelled() {
@@ -406,7 +432,7 @@ impl Session {
             self.db.errors.count(e.kind());
             if let Some(w) = e.to_wire() {
                 if log.log_pooler_errors {
-                    tracing::warn!(code = %w.code, message = %w.message, "pooler error sent to client");
+                    self.span().in_scope(|| tracing::warn!(code = %w.code, message = %w.message, "pooler error sent to client"));
                 }
                 build::error_response(&mut self.io.wbuf, w.severity, &w.code, &w.message);
             }
@@ -416,15 +442,17 @@ impl Session {
                 Ok(()) => "client closed the connection".to_owned(),
                 Err(e) => e.to_string(),
             };
-            tracing::info!(
-                duration_ms = started.elapsed().as_millis() as u64,
-                reason,
-                "client disconnected"
-            );
+            self.span().in_scope(|| {
+                tracing::info!(
+                    duration_ms = started.elapsed().as_millis() as u64,
+                    reason,
+                    "client disconnected"
+                )
+            });
         }
         let _ = self.io.flush().await;
         if let Some(conn) = self.held.take() {
-            self.return_server(conn).await;
+            Box::pin(self.return_server(conn)).await;
         }
     }
 
@@ -448,7 +476,8 @@ impl Session {
                 if self.replay.unreplayable.is_some() {
                     self.held = Some(conn);
                 } else {
-                    tracing::info!(client_id = self.id, "client unpinned");
+                    self.span()
+                        .in_scope(|| tracing::info!(client_id = self.id, "client unpinned"));
                     self.entry.set_pin(None);
                     self.set_cancel_target(None);
                 }
@@ -475,11 +504,13 @@ impl Session {
                 Err(ClientError::ShuttingDown)
             }
             Outcome::ServerGone(_) | Outcome::Retry => {
-                tracing::warn!(
-                    client_id = self.id,
-                    server_id = conn.id,
-                    "server connection lost in session mode"
-                );
+                self.span().in_scope(|| {
+                    tracing::warn!(
+                        client_id = self.id,
+                        server_id = conn.id,
+                        "server connection lost in session mode"
+                    )
+                });
                 conn.broken = true;
                 if let Some(node) = self
                     .db
@@ -503,7 +534,8 @@ impl Session {
     pub(super) async fn pump(&mut self, conn: &mut Pooled, single: bool, hold: bool) -> Outcome {
         let max = self.state.config().proxy.max_message_size;
         let pool = conn.pool().cloned();
-        self.counters.assigned(std::mem::take(&mut conn.waited));
+        let busy = &mut **self.busy.get_or_insert_with(Default::default);
+        busy.counters.assigned(std::mem::take(&mut conn.waited));
         let pump = Pump::new(
             &mut self.io,
             conn,
@@ -529,7 +561,7 @@ impl Session {
         let pump = pump
             .recording(&mut self.replay)
             .counting(
-                &mut self.counters,
+                &mut busy.counters,
                 pool.as_deref().map(|p| &p.stats),
                 self.kill_wait.as_mut(),
             )
@@ -547,7 +579,7 @@ impl Session {
                 &mut self.stmts,
                 self.state.config().proxy.max_prepared_statements,
             )
-            .with_scratch(&mut self.scratch)
+            .with_scratch(&mut busy.scratch)
         };
         let mut pump = if single {
             pump.single_batch(hold)
@@ -555,11 +587,13 @@ impl Session {
             pump
         };
         let outcome = pump.run().await;
-        if let Some(p) = &pool {
-            self.counters.fold_into(&p.stats);
-        }
-        if let Outcome::ServerGone(_) | Outcome::Retry = outcome {
-            self.counters.detach();
+        if let Some(b) = self.busy.as_deref_mut() {
+            if let Some(p) = &pool {
+                b.counters.fold_into(&p.stats);
+            }
+            if let Outcome::ServerGone(_) | Outcome::Retry = outcome {
+                b.counters.detach();
+            }
         }
         if self.replay.generation != generation {
             // The client's SET statements ran on this connection.
