@@ -6,8 +6,8 @@ mod common;
 
 use std::hint::black_box;
 
-use criterion::{criterion_group, criterion_main, Criterion};
 use common::long_select;
+use criterion::{criterion_group, criterion_main, Criterion};
 use pgferry::router::classify::{classify, route_hint, tx_effect, FunctionPolicy};
 
 fn benches(c: &mut Criterion) {

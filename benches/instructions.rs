@@ -19,11 +19,23 @@ use tokio::runtime::Builder;
 
 /// Each op, with the work it repeats.
 const OPS: &[(&str, &str)] = &[
-    ("frame_pgbench_batch", "header scan of a pgbench -S extended batch (P/B/D/E/S)"),
-    ("frame_reply_100_rows", "header scan of a 100-row server reply"),
+    (
+        "frame_pgbench_batch",
+        "header scan of a pgbench -S extended batch (P/B/D/E/S)",
+    ),
+    (
+        "frame_reply_100_rows",
+        "header scan of a 100-row server reply",
+    ),
     ("frame_copy_64k", "header scan of a 64 KiB COPY data stream"),
-    ("message_reply_100_rows", "message (body) scan of a 100-row server reply"),
-    ("classify_short_select", "classify `SELECT id, name FROM users WHERE id = 42`"),
+    (
+        "message_reply_100_rows",
+        "message (body) scan of a 100-row server reply",
+    ),
+    (
+        "classify_short_select",
+        "classify `SELECT id, name FROM users WHERE id = 42`",
+    ),
     ("classify_pgbench_select", "classify the pgbench -S query"),
     ("classify_long_select", "classify a 2 KB reporting query"),
     ("parse_name", "statement name of a Parse"),
@@ -31,9 +43,18 @@ const OPS: &[(&str, &str)] = &[
     ("write_bind", "Bind rewritten into a reused buffer"),
     ("bind_path", "bind_statement + client lookup + write_bind"),
     ("deallocate_name_miss", "DEALLOCATE check of a SELECT"),
-    ("rewrite_deallocate", "DEALLOCATE Query rewritten to the placeholder"),
-    ("pool_checkout_return", "idle checkout + guard drop, current_thread"),
-    ("pool_contended", "checkout + yield + drop, 100 tasks over 20 conns, current_thread"),
+    (
+        "rewrite_deallocate",
+        "DEALLOCATE Query rewritten to the placeholder",
+    ),
+    (
+        "pool_checkout_return",
+        "idle checkout + guard drop, current_thread",
+    ),
+    (
+        "pool_contended",
+        "checkout + yield + drop, 100 tasks over 20 conns, current_thread",
+    ),
 ];
 
 fn main() {
@@ -91,7 +112,10 @@ fn run(op: &str, n: u64) {
         "frame_copy_64k" => repeat(n, || common::scan_headers(black_box(&copy))),
         "message_reply_100_rows" => repeat(n, || common::scan_messages(black_box(&reply))),
         "classify_short_select" => repeat(n, || {
-            classify(black_box("SELECT id, name FROM users WHERE id = 42"), &policy)
+            classify(
+                black_box("SELECT id, name FROM users WHERE id = 42"),
+                &policy,
+            )
         }),
         "classify_pgbench_select" => {
             repeat(n, || classify(black_box(common::PGBENCH_SELECT), &policy))

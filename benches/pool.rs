@@ -48,7 +48,9 @@ fn contended_bench(c: &mut Criterion, name: &str, rt: &Runtime) {
             let start = Instant::now();
             rt.block_on(contended(&idle.pool, per_task));
             // Report the time of `iters` checkouts, not of the rounded-up run.
-            start.elapsed().mul_f64(iters as f64 / (per_task * TASKS) as f64)
+            start
+                .elapsed()
+                .mul_f64(iters as f64 / (per_task * TASKS) as f64)
         })
     });
 }
@@ -71,13 +73,21 @@ fn benches(c: &mut Criterion) {
             })
         })
     });
-    contended_bench(c, "pool/checkout_return/100_tasks_20_conns/current_thread", &current);
+    contended_bench(
+        c,
+        "pool/checkout_return/100_tasks_20_conns/current_thread",
+        &current,
+    );
     let multi = Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .expect("runtime");
-    contended_bench(c, "pool/checkout_return/100_tasks_20_conns/2_workers", &multi);
+    contended_bench(
+        c,
+        "pool/checkout_return/100_tasks_20_conns/2_workers",
+        &multi,
+    );
 }
 
 criterion_group!(pool_benches, benches);

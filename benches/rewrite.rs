@@ -27,7 +27,9 @@ fn benches(c: &mut Criterion) {
     let mut out = BytesMut::with_capacity(4096);
 
     let mut g = c.benchmark_group("prepared");
-    g.bench_function("parse_name", |x| x.iter(|| b::parse_name(black_box(&parse_msg))));
+    g.bench_function("parse_name", |x| {
+        x.iter(|| b::parse_name(black_box(&parse_msg)))
+    });
     g.bench_function("share", |x| x.iter(|| b::share(black_box(&parse_msg))));
     g.bench_function("bind_statement", |x| {
         x.iter(|| b::bind_statement(black_box(&bind_msg)))
