@@ -12,6 +12,9 @@
 pub mod admin;
 pub mod app;
 pub mod auth;
+#[cfg(feature = "bench-internals")]
+#[doc(hidden)]
+pub mod bench;
 pub mod client;
 pub mod config;
 #[cfg(any(test, feature = "fuzzing"))]

@@ -108,7 +108,7 @@ pub fn bind_statement(frame_bytes: &[u8]) -> Option<&str> {
 }
 
 /// Bind with its statement name replaced.
-#[cfg(any(test, feature = "fuzzing"))]
+#[cfg(any(test, feature = "fuzzing", feature = "bench-internals"))]
 pub fn rewrite_bind(frame_bytes: &[u8], statement: &str) -> Option<BytesMut> {
     let body = frame_bytes.get(frame::HEADER_LEN..)?;
     let (portal, rest) = cstr(body)?;

@@ -5,6 +5,8 @@
 //! guard: dropping it returns a clean connection to the pool (or to the
 //! longest waiter) and closes a dirty one, so no code path can leak a slot.
 
+#[cfg(feature = "bench-internals")]
+mod bench;
 mod guard;
 pub mod limit;
 mod pause;
