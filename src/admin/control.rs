@@ -117,7 +117,7 @@ pub fn kill(state: &Arc<State>, db: &str, out: &mut BytesMut) -> Result<(), Admi
     let mut killed = 0;
     for c in state.clients.snapshot() {
         if c.database == db {
-            c.kill.cancel();
+            c.kill.kill();
             killed += 1;
         }
     }
@@ -146,7 +146,7 @@ pub fn kill_client(state: &Arc<State>, id: u64, out: &mut BytesMut) -> Result<()
             message: format!("no client with id {id} (see SHOW CLIENTS)"),
         });
     };
-    c.kill.cancel();
+    c.kill.kill();
     tracing::warn!(client_id = id, database = %c.database, user = %c.user, "KILL_CLIENT");
     build::command_complete(out, "KILL_CLIENT");
     Ok(())

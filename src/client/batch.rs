@@ -10,7 +10,7 @@ use super::pump::Outcome;
 use super::route::{self, Floor, RouteCommand};
 use super::session::{Session, TxLost};
 use super::ClientError;
-use crate::config::{PinPolicy, PoolMode, ReplicaFallback};
+use crate::config::{PoolMode, ReplicaFallback};
 use crate::pool::{PoolError, Pooled};
 use crate::protocol::build::{self, Severity};
 use crate::protocol::{frame, sqlstate, tag, TxStatus};
@@ -58,10 +58,10 @@ impl Session {
             if self.io.rbuf.len() < need || self.discard_until_sync || self.discard_bytes > 0 {
                 self.io.flush().await?;
                 self.io.shrink_idle();
-                let idle_limit = self.state.config().proxy.client_idle_timeout;
+                let idle_limit = self.knobs.client_idle_timeout;
                 let draining = &self.state.lifecycle.draining;
                 let io = &mut self.io;
-                let kill_wait = self.kill_wait.as_mut();
+                let kill = &self.entry.kill;
                 // Cancel-safe: read_more is.
                 let sbuf = &mut self.sbuf;
                 let busy = &mut self.busy;
@@ -82,7 +82,7 @@ impl Session {
                     r = read => r,
                     _ = draining.cancelled() => Err(ClientError::ShuttingDown),
                     // KILL_CLIENT: Session::run tells the client.
-                    _ = kill_wait => return Ok(()),
+                    _ = kill.killed() => return Ok(()),
                 };
                 match read {
                     Ok(_) => continue,
@@ -110,7 +110,7 @@ impl Session {
                 None => {}
             }
             if self.mode != PoolMode::Session
-                && self.state.config().proxy.pin_policy == PinPolicy::Error
+                && self.knobs.pin_error
                 && self.refuse_pin(need)?
             {
                 continue;
@@ -129,7 +129,7 @@ impl Session {
     /// Bytes needed before the batch at the head can be routed: the header,
     /// then the whole first message.
     fn head_len(&self) -> Result<usize, ClientError> {
-        let max = self.state.config().proxy.max_message_size;
+        let max = self.knobs.max_message_size;
         Ok(match frame::header(&self.io.rbuf, max)? {
             Some(h) => h.total_len(),
             None => frame::HEADER_LEN,
@@ -260,7 +260,7 @@ impl Session {
 
     /// End of the extended-protocol batch at the head (through its Sync).
     fn batch_end(&self) -> Result<Option<usize>, ClientError> {
-        let max = self.state.config().proxy.max_message_size;
+        let max = self.knobs.max_message_size;
         let mut at = 0;
         while let Some(h) = frame::header(&self.io.rbuf[at..], max)? {
             at += h.total_len();
@@ -280,7 +280,7 @@ impl Session {
         // count as a write for read-your-writes.
         let msg = &self.io.rbuf[..head];
         let text = route::head_text(msg);
-        let mut facts = route::facts(text, &self.state.policy());
+        let mut facts = route::facts(text, &self.knobs.policy);
         match (msg[0], statement_name(msg)) {
             (tag::PARSE, Some(name)) if !name.is_empty() => {
                 if self.verdicts.len() >= MAX_VERDICTS {
@@ -312,7 +312,7 @@ impl Session {
     /// batch's Sync is read-only, and the Sync has arrived. A Query before
     /// the Sync (a client that flushed instead of syncing) counts too.
     fn rest_of_batch_reads(&self, head: usize) -> bool {
-        let max = self.state.config().proxy.max_message_size;
+        let max = self.knobs.max_message_size;
         let mut at = head;
         while let Ok(Some(h)) = frame::header(&self.io.rbuf[at..], max) {
             let Some(msg) = self.io.rbuf.get(at..at + h.total_len()) else {
@@ -321,7 +321,7 @@ impl Session {
             match h.tag {
                 tag::SYNC => return true,
                 tag::QUERY | tag::PARSE => {
-                    let facts = route::facts(route::head_text(msg), &self.state.policy());
+                    let facts = route::facts(route::head_text(msg), &self.knobs.policy);
                     if facts.verdict != Verdict::ReadOnly || h.tag == tag::QUERY {
                         return facts.verdict == Verdict::ReadOnly && facts.tx == TxEffect::None;
                     }
@@ -572,7 +572,7 @@ impl Session {
 
     /// Checks out a connection for `target`; for the primary, also fills in
     /// which node that is.
-    async fn checkout_target(&self, target: &mut Target) -> Result<Pooled, ClientError> {
+    async fn checkout_target(&mut self, target: &mut Target) -> Result<Pooled, ClientError> {
         if !target.replica {
             let conn = self.checkout().await?;
             let hosts = self.db.topology.hosts();

@@ -8,6 +8,7 @@ pub mod cancel;
 mod error;
 mod handshake;
 mod io;
+pub mod kill;
 mod listener;
 mod login;
 mod lookup;
@@ -20,4 +21,5 @@ mod route;
 mod session;
 
 pub use error::ClientError;
+pub use kill::KillSwitch;
 pub use listener::serve;

@@ -242,7 +242,7 @@ pub struct Pump<'a> {
     /// ... folded into the pool's stats at each transaction end.
     stats: Option<&'a PoolStats>,
     /// KILL / KILL_CLIENT: the pump stops as if the client had left.
-    kill: Option<Pin<&'a mut WaitForCancellationFutureOwned>>,
+    kill: Option<&'a crate::client::KillSwitch>,
 }
 
 impl<'a> Pump<'a> {
@@ -309,7 +309,7 @@ impl<'a> Pump<'a> {
         mut self,
         counters: &'a mut ConnCounters,
         stats: Option<&'a PoolStats>,
-        kill: Pin<&'a mut WaitForCancellationFutureOwned>,
+        kill: &'a crate::client::KillSwitch,
     ) -> Self {
         self.counters = Some(counters);
         self.stats = stats;
@@ -447,8 +447,8 @@ impl<'a> Pump<'a> {
     }
 
     fn poll_run(&mut self, cx: &mut Context<'_>) -> Poll<Outcome> {
-        if let Some(kill) = self.kill.as_mut() {
-            if kill.as_mut().poll(cx).is_ready() {
+        if let Some(kill) = self.kill {
+            if kill.poll_killed(cx).is_ready() {
                 return Poll::Ready(Outcome::ClientGone);
             }
         }

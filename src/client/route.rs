@@ -47,8 +47,13 @@ pub fn route_name(route: Route) -> &'static str {
 /// name the parameter are looked at closely.
 pub fn route_command(sql: &str) -> Option<Result<RouteCommand, String>> {
     let s = sql.trim_start();
-    let first = s.as_bytes().first()?.to_ascii_lowercase();
-    if !matches!(first, b's' | b'r') || !contains_ignore_case(s, ROUTE_PARAM) {
+    let verb_len = s.bytes().take_while(u8::is_ascii_alphabetic).count();
+    let verb = s.get(..verb_len)?;
+    if !["set", "show", "reset"]
+        .iter()
+        .any(|v| verb.eq_ignore_ascii_case(v))
+        || !contains_ignore_case(s, ROUTE_PARAM)
+    {
         return None;
     }
     let s = s.trim_end().trim_end_matches(';').trim_end();
@@ -143,10 +148,11 @@ pub fn facts(text: Option<&str>, policy: &FunctionPolicy) -> BatchFacts {
             tx: TxEffect::None,
         };
     };
+    let (verdict, tx) = classify::classify_with_tx(text, policy);
     BatchFacts {
         hint: classify::route_hint(text),
-        verdict: classify::classify(text, policy),
-        tx: classify::tx_effect(text),
+        verdict,
+        tx,
     }
 }
 

@@ -79,6 +79,37 @@ fn lost_reply(t: &Tracker) -> (&str, String, TxStatus) {
 /// closed instead of reused.
 pub(super) const RESET_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Settings read on every request, copied at login and again after each
+/// reload (an ArcSwap load per read would cost more than the copy).
+#[derive(Debug, Clone)]
+pub(super) struct Knobs {
+    pub max_message_size: usize,
+    pub client_idle_timeout: Duration,
+    pub pin_error: bool,
+    pub query_timeout: Duration,
+    pub idle_transaction_timeout: Duration,
+    pub server_connect_timeout: Duration,
+    pub max_prepared_statements: usize,
+    pub policy: Arc<crate::router::classify::FunctionPolicy>,
+}
+
+impl Knobs {
+    fn read(state: &State) -> Knobs {
+        let config = state.config();
+        let p = &config.proxy;
+        Knobs {
+            max_message_size: p.max_message_size,
+            client_idle_timeout: p.client_idle_timeout,
+            pin_error: p.pin_policy == crate::config::PinPolicy::Error,
+            query_timeout: p.query_timeout,
+            idle_transaction_timeout: p.idle_transaction_timeout,
+            server_connect_timeout: p.server_connect_timeout,
+            max_prepared_statements: p.max_prepared_statements,
+            policy: state.policy().clone(),
+        }
+    }
+}
+
 pub struct Session {
     pub id: u64,
     pub(super) state: Arc<State>,
@@ -109,8 +140,12 @@ pub struct Session {
     pub(super) discard_status: TxStatus,
     /// The database's routing settings.
     pub(super) routing: RoutingConfig,
-    /// The state's reload generation `db` and `routing` were read at.
+    /// The state's reload generation `db`, `routing` and `knobs` were read at.
     pub(super) generation: u64,
+    pub(super) knobs: Box<Knobs>,
+    /// The pool of the primary last checked out from, by node: saves a
+    /// lookup per transaction. Dropped at a reload (pools may be replaced).
+    pub(super) primary_pool: Option<(usize, Arc<crate::pool::Pool>)>,
     /// The session's `pgferry.route`, from the startup packet or SET.
     pub(super) route_setting: Option<Route>,
     pub(super) ryw: ReadYourWrites,
@@ -128,8 +163,6 @@ pub struct Session {
     /// This client in SHOW CLIENTS; its state is updated at checkout and
     /// release, never per message.
     pub(super) entry: Registered<ClientEntry>,
-    /// Completes when KILL / KILL_CLIENT closes this client.
-    pub(super) kill_wait: Pin<Box<WaitForCancellationFutureOwned>>,
 }
 
 impl Session {
@@ -143,6 +176,8 @@ impl Session {
             return;
         }
         self.generation = generation;
+        self.knobs = Box::new(Knobs::read(&self.state));
+        self.primary_pool = None;
         if let Some(db) = self.state.database(&self.db.name) {
             if !Arc::ptr_eq(&db, &self.db) {
                 self.span().in_scope(|| tracing::info!(client_id = self.id, database = %db.name, "client moves to the reloaded database"));
@@ -216,7 +251,7 @@ impl Session {
             desired.get("application_name").unwrap_or(""),
             key.pid,
         ));
-        let kill_wait = Box::pin(entry.kill.clone().cancelled_owned());
+        let knobs = Box::new(Knobs::read(&state));
         let mut s = Session {
             id,
             state,
@@ -237,6 +272,8 @@ impl Session {
             discard_status: TxStatus::Idle,
             routing,
             generation,
+            knobs,
+            primary_pool: None,
             route_setting,
             ryw: ReadYourWrites::default(),
             verdicts: HashMap::new(),
@@ -245,7 +282,6 @@ impl Session {
             stmts: ClientStatements::default(),
             session_lost: false,
             entry,
-            kill_wait,
         };
         s.startup_params = s.desired.clone();
         match s.first_connection().await {
@@ -329,7 +365,7 @@ impl Session {
     /// A connection to the current primary. While there is none (the
     /// primary is lost, restarting, or two nodes claim the role), waits up to
     /// `failover_timeout` for one: the client is held, not failed.
-    pub(super) async fn checkout(&self) -> Result<Pooled, ClientError> {
+    pub(super) async fn checkout(&mut self) -> Result<Pooled, ClientError> {
         self.entry.waiting();
         let got = self.checkout_primary().await;
         if got.is_err() {
@@ -338,19 +374,27 @@ impl Session {
         got
     }
 
-    async fn checkout_primary(&self) -> Result<Pooled, ClientError> {
+    async fn checkout_primary(&mut self) -> Result<Pooled, ClientError> {
         let deadline = self.deadline();
         self.wait_unpaused(deadline).await?;
         let started = Instant::now();
         let give_up = started + self.routing.failover_timeout;
         let topology = &self.db.topology;
         let mut held = false;
+        let mut refetched = false;
         loop {
             if let Ok(node) = topology.primary().await {
-                let pool = self
-                    .db
-                    .pool(&self.user, node)
-                    .ok_or_else(|| ClientError::UnknownRole(self.user.clone()))?;
+                let pool = match &self.primary_pool {
+                    Some((n, p)) if *n == node => p.clone(),
+                    _ => {
+                        let p = self
+                            .db
+                            .pool(&self.user, node)
+                            .ok_or_else(|| ClientError::UnknownRole(self.user.clone()))?;
+                        self.primary_pool = Some((node, p.clone()));
+                        p
+                    }
+                };
                 match pool.checkout(deadline).await {
                     Ok(c) => {
                         if held {
@@ -369,6 +413,12 @@ impl Session {
                         self.span().in_scope(|| tracing::warn!(client_id = self.id, node = %pool.spec().node, error = %e, "primary connect failed"));
                         pool.drop_idle();
                         topology.report_failure(node);
+                    }
+                    // A reload replaced the cached pool: look it up again.
+                    Err(PoolError::Closed) if !refetched => {
+                        refetched = true;
+                        self.primary_pool = None;
+                        continue;
                     }
                     Err(e) => return Err(e.into()),
                 }
@@ -424,7 +474,7 @@ impl Session {
     pub async fn run(mut self: Box<Self>) {
         let started = Instant::now();
         let mut result = self.run_pooled().await;
-        if self.entry.kill.is_cancelled() {
+        if self.entry.kill.is_killed() {
             result = Err(ClientError::Killed);
         }
         let log = self.state.config().log.clone();
@@ -532,7 +582,7 @@ impl Session {
     /// Forwards until a release point. `single` limits it to one batch (a
     /// replica), `hold` keeps that batch for a retry elsewhere.
     pub(super) async fn pump(&mut self, conn: &mut Pooled, single: bool, hold: bool) -> Outcome {
-        let max = self.state.config().proxy.max_message_size;
+        let max = self.knobs.max_message_size;
         let pool = conn.pool().cloned();
         let busy = &mut **self.busy.get_or_insert_with(Default::default);
         busy.counters.assigned(std::mem::take(&mut conn.waited));
@@ -546,9 +596,8 @@ impl Session {
             &mut self.sbuf,
         );
         let generation = self.replay.generation;
-        let refuse = self.mode != PoolMode::Session
-            && self.state.config().proxy.pin_policy == crate::config::PinPolicy::Error;
-        let proxy = &self.state.config().proxy;
+        let refuse = self.mode != PoolMode::Session && self.knobs.pin_error;
+        let knobs = &*self.knobs;
         let held = self.mode == PoolMode::Session || self.replay.unreplayable.is_some();
         let pump = if held {
             let drain = self.drain.get_or_insert_with(|| {
@@ -563,22 +612,19 @@ impl Session {
             .counting(
                 &mut busy.counters,
                 pool.as_deref().map(|p| &p.stats),
-                self.kill_wait.as_mut(),
+                &self.entry.kill,
             )
             .refusing_pins(refuse)
             .timeouts(
-                proxy.query_timeout,
-                proxy.idle_transaction_timeout,
-                proxy.client_idle_timeout,
-                proxy.server_connect_timeout,
+                knobs.query_timeout,
+                knobs.idle_transaction_timeout,
+                knobs.client_idle_timeout,
+                knobs.server_connect_timeout,
             );
         let pump = if self.mode == PoolMode::Session {
             pump
         } else {
-            pump.sharing(
-                &mut self.stmts,
-                self.state.config().proxy.max_prepared_statements,
-            )
+            pump.sharing(&mut self.stmts, knobs.max_prepared_statements)
             .with_scratch(&mut busy.scratch)
         };
         let mut pump = if single {
@@ -687,7 +733,7 @@ impl Session {
         message: &str,
         status: TxStatus,
     ) -> Result<(), ClientError> {
-        let Some(h) = frame::header(&self.io.rbuf, self.state.config().proxy.max_message_size)?
+        let Some(h) = frame::header(&self.io.rbuf, self.knobs.max_message_size)?
         else {
             return Ok(());
         };

@@ -12,7 +12,6 @@ use std::ops::Deref;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use tokio_util::sync::CancellationToken;
 
 use super::clock;
 
@@ -165,8 +164,8 @@ pub struct ClientEntry {
     wait_since_us: AtomicU64,
     link: AtomicU64,
     pin: Mutex<Option<(&'static str, u64)>>,
-    /// Cancelled by KILL / KILL_CLIENT: the session closes.
-    pub kill: CancellationToken,
+    /// Set by KILL / KILL_CLIENT: the session closes.
+    pub kill: crate::client::KillSwitch,
 }
 
 impl Keyed for ClientEntry {
@@ -200,7 +199,7 @@ impl ClientEntry {
             wait_since_us: AtomicU64::new(0),
             link: AtomicU64::new(0),
             pin: Mutex::new(None),
-            kill: CancellationToken::new(),
+            kill: Default::default(),
         }
     }
 

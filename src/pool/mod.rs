@@ -256,11 +256,16 @@ impl Pool {
         let reserve_at = started
             + Duration::from_millis(self.settings.reserve_timeout_ms.load(Ordering::Relaxed));
         let mut use_reserve = false;
+        // Whether to watch for freed limit permits: only once a shared limit
+        // was hit (registering costs a lock on every checkout otherwise).
+        let mut watch_limits = false;
         loop {
             // Registered before looking, so a permit freed meanwhile wakes us.
             let freed = self.limit_freed.notified();
             tokio::pin!(freed);
-            freed.as_mut().enable();
+            if watch_limits {
+                freed.as_mut().enable();
+            }
             let step = self.look(use_reserve)?;
             // Until the reserve opens, waiting stops early to try it.
             let until = if !use_reserve && reserve_size > 0 && reserve_at < deadline {
@@ -271,6 +276,13 @@ impl Pool {
             let rx = match step {
                 Step::Ready(p) => return Ok(p),
                 Step::Open(slot) => return self.open_new(slot).await,
+                Step::Limited(_, rx) if !watch_limits => {
+                    // Look again, this time watching for freed permits (the
+                    // dropped place in line is skipped by whoever offers it).
+                    drop(rx);
+                    watch_limits = true;
+                    continue;
+                }
                 Step::Limited(i, rx) => {
                     let limit = &self.limits[i];
                     if limit.evict_idle(self) {
@@ -393,7 +405,7 @@ impl Pool {
             || too_old
             || over_size
             || conn.epoch < self.epoch.load(Ordering::Relaxed)
-            || !conn.is_reusable()
+            || !conn.is_clean()
         {
             drop(inner);
             self.release_slot();

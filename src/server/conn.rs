@@ -3,8 +3,6 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use futures_util::FutureExt;
-use tokio::io::Interest;
 
 use super::params::ServerParams;
 use crate::config::HostAddr;
@@ -67,18 +65,28 @@ impl ServerConn {
     /// byte (a record, a close_notify) means the server spoke, and such a
     /// connection is dropped anyway, so consuming it does no harm.
     pub fn is_reusable(&mut self) -> bool {
-        if self.broken || self.tx_status != TxStatus::Idle {
+        if !self.is_clean() {
             return false;
         }
+        // Polled with a no-op waker: it only reads the socket's readiness
+        // (nobody waits on an idle connection) without a waiter node.
         let tcp = self.stream.tcp();
-        match tcp.ready(Interest::READABLE).now_or_never() {
-            None => true,
-            Some(Err(_)) => false,
-            Some(Ok(_)) => {
+        let mut cx = std::task::Context::from_waker(futures_util::task::noop_waker_ref());
+        match tcp.poll_read_ready(&mut cx) {
+            std::task::Poll::Pending => true,
+            std::task::Poll::Ready(Err(_)) => false,
+            std::task::Poll::Ready(Ok(())) => {
                 let mut probe = [0u8; 1];
                 matches!(tcp.try_read(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
             }
         }
+    }
+
+    /// Not broken and outside a transaction: fit to go back to the pool
+    /// (whether Postgres said something meanwhile is checked on the way out,
+    /// by `is_reusable`).
+    pub fn is_clean(&self) -> bool {
+        !self.broken && self.tx_status == TxStatus::Idle
     }
 
     /// Whether the connection to Postgres is encrypted.

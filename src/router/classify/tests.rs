@@ -572,3 +572,42 @@ fn pathological_inputs_are_linear() {
     assert_eq!(classify(&ctes, &policy), R);
     assert!(start.elapsed() < std::time::Duration::from_secs(5));
 }
+
+#[test]
+fn one_pass_agrees_with_classify_and_tx_effect() {
+    let policy = FunctionPolicy::default();
+    for sql in [
+        "SELECT 1",
+        "SELECT abalance FROM pgbench_accounts WHERE aid = 42;",
+        "SELECT 1; BEGIN",
+        "BEGIN READ ONLY; SELECT 1",
+        "begin; select 1",
+        "select 1; commit",
+        "(select 1); end",
+        "SELECT 1; ROLLBACK TO SAVEPOINT a",
+        "SELECT 1; START TRANSACTION READ ONLY",
+        "SELECT 1; PREPARE TRANSACTION 'x'",
+        "SELECT 1; ABORT",
+        "WITH x AS (SELECT 1) SELECT * FROM x",
+        "SELECT 'begin'; select 2",
+        "SELECT $$;BEGIN$$",
+        "/* c */ BEGIN",
+        "SELECT 1 /* ; commit */",
+        "SELECT 1 -- ; commit\n; COMMIT",
+        "SELECT 1;\0",
+        "SELECT E'\\'; BEGIN'",
+        "UPDATE t SET a = 1; COMMIT",
+        "SELECT nextval('s'); COMMIT",
+        "SHOW search_path; END",
+        "EXPLAIN SELECT 1; begin isolation level serializable",
+        "SELECT (1",
+        "",
+        ";;",
+    ] {
+        assert_eq!(
+            classify_with_tx(sql, &policy),
+            (classify(sql, &policy), tx_effect(sql)),
+            "{sql:?}"
+        );
+    }
+}
