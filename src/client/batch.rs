@@ -57,21 +57,19 @@ impl Session {
             let need = self.head_len()?;
             if self.io.rbuf.len() < need || self.discard_until_sync || self.discard_bytes > 0 {
                 self.io.flush().await?;
-                self.io.shrink_idle();
                 let idle_limit = self.knobs.client_idle_timeout;
                 let draining = &self.state.lifecycle.draining;
                 let io = &mut self.io;
                 let kill = &self.entry.kill;
                 // Cancel-safe: read_more is.
                 let sbuf = &mut self.sbuf;
-                let busy = &mut self.busy;
                 let read = async {
                     if idle_limit.is_zero() || !io.rbuf.is_empty() {
-                        io.wait_idle(sbuf, busy).await?;
+                        io.wait_idle(sbuf).await?;
                         io.read_more().await
                     } else {
                         tokio::time::timeout(idle_limit, async {
-                            io.wait_idle(sbuf, busy).await?;
+                            io.wait_idle(sbuf).await?;
                             io.read_more().await
                         })
                         .await
@@ -109,10 +107,7 @@ impl Session {
                 }
                 None => {}
             }
-            if self.mode != PoolMode::Session
-                && self.knobs.pin_error
-                && self.refuse_pin(need)?
-            {
+            if self.mode != PoolMode::Session && self.knobs.pin_error && self.refuse_pin(need)? {
                 continue;
             }
             let facts = self.batch_facts(need);

@@ -19,9 +19,6 @@ pub const READ_CHUNK: usize = 8 * 1024;
 /// first buffers should not be the 8 KiB a busy client reads with.
 pub const LOGIN_CHUNK: usize = 512;
 
-/// How long an idle client keeps its buffers (see [`ClientIo::wait_idle`]).
-pub const IDLE_KEEP: std::time::Duration = std::time::Duration::from_secs(1);
-
 pub struct ClientIo {
     pub stream: Stream,
     /// Set once the client completed a TLS handshake.
@@ -45,9 +42,7 @@ impl ClientIo {
     /// Reads at least one more byte. Cancel-safe (tokio's read_buf is, and
     /// waiting for readiness consumes nothing).
     pub async fn read_more(&mut self) -> Result<usize, ClientError> {
-        if self.rbuf.capacity() - self.rbuf.len() < 1024 {
-            self.rbuf.reserve(READ_CHUNK);
-        }
+        super::spare::reserve(&mut self.rbuf);
         self.read_some().await
     }
 
@@ -67,41 +62,29 @@ impl ClientIo {
     }
 
     /// Waits until the client has something to read (returns at once if
-    /// bytes are buffered). A client idle for [`IDLE_KEEP`] gives back its
-    /// buffers first, and `extra` (the session's server-to-client buffer):
-    /// most of a pooler's clients are idle at any moment and 8 KiB each
-    /// would be most of its memory, while a busy client keeps reusing its
-    /// buffers without an allocation per transaction. Plain TCP only: rustls
-    /// may hold decrypted bytes the socket no longer signals.
+    /// bytes are buffered). Empty buffers, `extra` (the session's
+    /// server-to-client buffer) too, go back to the thread's spares first
+    /// (see `spare`): most of a pooler's clients are idle at any moment, and
+    /// 8 KiB each would be most of its memory. Plain TCP waits for
+    /// readiness; rustls may hold decrypted bytes the socket no longer
+    /// signals, so a TLS client goes straight to reading.
     /// Cancel-safe (it only waits for readiness).
-    pub async fn wait_idle(
-        &mut self,
-        extra: &mut BytesMut,
-        busy: &mut Option<Box<super::pump::Busy>>,
-    ) -> Result<(), ClientError> {
+    pub async fn wait_idle(&mut self, extra: &mut BytesMut) -> Result<(), ClientError> {
         if !self.rbuf.is_empty() {
             return Ok(());
+        }
+        super::spare::give(&mut self.rbuf);
+        super::spare::give(&mut self.wbuf);
+        super::spare::give(extra);
+        if self.wbuf.is_empty() {
+            self.wbuf = BytesMut::new();
         }
         let Stream::Plain(tcp) = &self.stream else {
             return Ok(());
         };
         // poll_read_ready parks the waker in the socket's own registration;
         // `readable()` would add a waiter node to every idle client's task.
-        let readable = || std::future::poll_fn(|cx| tcp.poll_read_ready(cx));
-        if let Ok(ready) = tokio::time::timeout(IDLE_KEEP, readable()).await {
-            return Ok(ready?);
-        }
-        if self.rbuf.is_empty() {
-            self.rbuf = BytesMut::new();
-        }
-        if self.wbuf.is_empty() {
-            self.wbuf = BytesMut::new();
-        }
-        if extra.is_empty() {
-            *extra = BytesMut::new();
-        }
-        super::pump::Busy::release(busy);
-        readable().await?;
+        std::future::poll_fn(|cx| tcp.poll_read_ready(cx)).await?;
         Ok(())
     }
 
@@ -154,17 +137,5 @@ impl ClientIo {
     /// Whether the client connection is encrypted.
     pub fn is_tls(&self) -> bool {
         self.tls.is_some()
-    }
-
-    /// Gives back memory held by an idle client: empty buffers are dropped
-    /// (`read_more` drops the empty read buffer of a plain connection while
-    /// it waits), large ones in any case once empty.
-    pub fn shrink_idle(&mut self) {
-        if self.rbuf.is_empty() && self.rbuf.capacity() > 4 * READ_CHUNK {
-            self.rbuf = BytesMut::new();
-        }
-        if self.wbuf.is_empty() && self.wbuf.capacity() > 4 * READ_CHUNK {
-            self.wbuf = BytesMut::new();
-        }
     }
 }

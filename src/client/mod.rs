@@ -19,6 +19,7 @@ mod refuse;
 pub(crate) mod replay;
 mod route;
 mod session;
+mod spare;
 
 pub use error::ClientError;
 pub use kill::KillSwitch;

@@ -18,7 +18,7 @@ use tokio::io::AsyncWrite;
 use tokio_util::io::poll_read_buf;
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
-use super::io::{ClientIo, READ_CHUNK};
+use super::io::ClientIo;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -52,25 +52,13 @@ pub struct Scratch {
     used: Vec<(u64, Arc<Prepared>)>,
 }
 
-/// What a client needs only while it has work: the statement-sharing
-/// buffers and its traffic counters. Made at its first request, given back
-/// once it has been idle for a while (see `ClientIo::wait_idle`), so an idle
-/// client carries a pointer instead of some 450 bytes.
+/// What a client needs only once it has work: the statement-sharing
+/// buffers and its traffic counters, made at its first request, so a client
+/// that only ever sits idle carries a pointer instead of some 450 bytes.
 #[derive(Debug, Default)]
 pub struct Busy {
     pub scratch: Scratch,
     pub counters: ConnCounters,
-}
-
-impl Busy {
-    /// Drops `slot` unless its counters still hold something unfolded.
-    pub fn release(slot: &mut Option<Box<Busy>>) {
-        match slot {
-            Some(b) if b.counters.is_clear() => *slot = None,
-            Some(b) => b.scratch = Scratch::default(),
-            None => {}
-        }
-    }
 }
 
 /// Why the pump stopped.
@@ -258,11 +246,12 @@ impl<'a> Pump<'a> {
     ) -> Pump<'a> {
         // Output already queued for the client (errors, an earlier
         // transaction's tail) goes out first, in order.
-        let queued = io.wbuf.split();
-        let s_scanned = queued.len();
-        if !queued.is_empty() {
-            sbuf.clear();
-            sbuf.unsplit(queued);
+        // (Swapped, not split: splitting even an empty BytesMut turns it
+        // into a shared one, an allocation per transaction.)
+        let s_scanned = io.wbuf.len();
+        if !io.wbuf.is_empty() {
+            std::mem::swap(sbuf, &mut io.wbuf);
+            io.wbuf.clear();
         }
         Pump {
             io,
@@ -431,8 +420,14 @@ impl<'a> Pump<'a> {
             self.server.broken = true;
         }
         // Unsent output stays queued for the client.
-        let rest = self.sbuf.split();
-        self.io.wbuf.unsplit(rest);
+        if !self.sbuf.is_empty() {
+            if self.io.wbuf.is_empty() {
+                std::mem::swap(self.sbuf, &mut self.io.wbuf);
+            } else {
+                self.io.wbuf.extend_from_slice(self.sbuf);
+                self.sbuf.clear();
+            }
+        }
         if let Some(scratch) = self.scratch.take() {
             self.c_out.clear();
             self.expect.clear();
@@ -452,11 +447,16 @@ impl<'a> Pump<'a> {
                 return Poll::Ready(Outcome::ClientGone);
             }
         }
+        // A socket that returned Pending stays so until the runtime's next
+        // turn of its event loop, which cannot happen inside this poll:
+        // reading it again would only cost a readiness check.
+        let (mut c_blocked, mut s_blocked) = (false, false);
         loop {
             let mut progress = false;
 
             // Client → buffer.
-            if !self.client_eof
+            if !c_blocked
+                && !self.client_eof
                 && !self.track.terminated
                 && !self.release
                 && (self.io.rbuf.len() < HIGH_WATER || self.c_scanned == 0)
@@ -469,7 +469,7 @@ impl<'a> Pump<'a> {
                     }
                     Poll::Ready(Ok(_)) => progress = true,
                     Poll::Ready(Err(_)) => return Poll::Ready(Outcome::ClientGone),
-                    Poll::Pending => {}
+                    Poll::Pending => c_blocked = true,
                 }
             }
             if !self.release {
@@ -518,13 +518,14 @@ impl<'a> Pump<'a> {
             }
 
             // Server → buffer.
-            if !self.release && (self.sbuf.len() < HIGH_WATER || self.s_scanned == 0) {
+            if !s_blocked && !self.release && (self.sbuf.len() < HIGH_WATER || self.s_scanned == 0)
+            {
                 reserve(self.sbuf);
                 match poll_read_buf(Pin::new(&mut self.server.stream), cx, self.sbuf) {
                     Poll::Ready(Ok(0)) => return Poll::Ready(Outcome::ServerGone(None)),
                     Poll::Ready(Ok(_)) => progress = true,
                     Poll::Ready(Err(e)) => return Poll::Ready(Outcome::ServerGone(Some(e))),
-                    Poll::Pending => {}
+                    Poll::Pending => s_blocked = true,
                 }
             }
             self.scan_server();
@@ -1257,7 +1258,5 @@ pub(super) fn node_going_away(code: &str) -> bool {
 }
 
 fn reserve(buf: &mut BytesMut) {
-    if buf.capacity() - buf.len() < 1024 {
-        buf.reserve(READ_CHUNK);
-    }
+    super::spare::reserve(buf);
 }

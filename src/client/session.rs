@@ -122,7 +122,7 @@ pub struct Session {
     pub(super) track: Tracker,
     /// Session mode: the connection held for the client's whole life.
     pub(super) held: Option<Pooled>,
-    /// Statement-sharing buffers and traffic counters; None while idle.
+    /// Statement-sharing buffers and traffic counters; None until the first request.
     pub(super) busy: Option<Box<super::pump::Busy>>,
     /// Completes when pgferry drains for shutdown; made on first use by a
     /// held connection (one allocation per such session).
@@ -625,7 +625,7 @@ impl Session {
             pump
         } else {
             pump.sharing(&mut self.stmts, knobs.max_prepared_statements)
-            .with_scratch(&mut busy.scratch)
+                .with_scratch(&mut busy.scratch)
         };
         let mut pump = if single {
             pump.single_batch(hold)
@@ -733,8 +733,7 @@ impl Session {
         message: &str,
         status: TxStatus,
     ) -> Result<(), ClientError> {
-        let Some(h) = frame::header(&self.io.rbuf, self.knobs.max_message_size)?
-        else {
+        let Some(h) = frame::header(&self.io.rbuf, self.knobs.max_message_size)? else {
             return Ok(());
         };
         build::error_response(&mut self.io.wbuf, Severity::Error, code, message);

@@ -12,7 +12,6 @@ use std::ops::Deref;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-
 use super::clock;
 
 const SHARDS: usize = 16;

@@ -232,18 +232,6 @@ impl ConnCounters {
         self.wait_latency.fold_into(&to.wait_latency);
     }
 
-    /// Nothing counted since the last fold and no request in flight: the
-    /// counters may be dropped without losing anything.
-    pub fn is_clear(&self) -> bool {
-        self.xacts == 0
-            && self.queries == 0
-            && self.received == 0
-            && self.sent == 0
-            && self.assignments == 0
-            && self.query_start.is_none()
-            && self.xact_start.is_none()
-    }
-
     /// The server connection went away: timers of unanswered requests stop.
     pub fn detach(&mut self) {
         self.query_start = None;

@@ -3,7 +3,6 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
-
 use super::params::ServerParams;
 use crate::config::HostAddr;
 use crate::protocol::TxStatus;
