@@ -98,7 +98,15 @@ impl Session {
                 }
                 continue;
             }
-            match self.route_command(need)? {
+            // The head's text is found and checked once, for both questions.
+            let (command, facts) = {
+                let text = route::head_text(&self.io.rbuf[..need]);
+                (
+                    text.and_then(route::route_command),
+                    route::facts(text, &self.knobs.policy),
+                )
+            };
+            match self.route_command(need, command)? {
                 Some(true) => continue,
                 Some(false) => {
                     // An extended batch whose Sync has not arrived yet.
@@ -110,7 +118,7 @@ impl Session {
             if self.mode != PoolMode::Session && self.knobs.pin_error && self.refuse_pin(need)? {
                 continue;
             }
-            let facts = self.batch_facts(need);
+            let facts = self.batch_facts(need, facts);
             let want = router::decide(&facts, self.route_setting, self.routing.route);
             // Boxed: a batch's future (checkout, parameter sync, the pump) is
             // several KiB that an idle client, parked in the read above, would
@@ -133,11 +141,13 @@ impl Session {
 
     /// Handles SET/RESET/SHOW pgferry.route at the head of the buffer.
     /// Some(true): answered; Some(false): need more bytes; None: not one.
-    fn route_command(&mut self, head: usize) -> Result<Option<bool>, ClientError> {
-        let Some(text) = route::head_text(&self.io.rbuf[..head]) else {
-            return Ok(None);
-        };
-        let Some(cmd) = route::route_command(text) else {
+    /// `cmd`: what `route::route_command` made of the head's text.
+    fn route_command(
+        &mut self,
+        head: usize,
+        cmd: Option<Result<RouteCommand, String>>,
+    ) -> Result<Option<bool>, ClientError> {
+        let Some(cmd) = cmd else {
             return Ok(None);
         };
         let simple = self.io.rbuf[0] == tag::QUERY;
@@ -269,13 +279,13 @@ impl Session {
         Ok(None)
     }
 
-    fn batch_facts(&mut self, head: usize) -> BatchFacts {
+    /// `facts`: the head's text classified (see `route::facts`); completed
+    /// here with what named statements and the rest of the batch say.
+    fn batch_facts(&mut self, head: usize, mut facts: BatchFacts) -> BatchFacts {
         // Classified even when everything goes to the primary: a standalone
         // read may then be retried across a failover, and a read does not
         // count as a write for read-your-writes.
         let msg = &self.io.rbuf[..head];
-        let text = route::head_text(msg);
-        let mut facts = route::facts(text, &self.knobs.policy);
         match (msg[0], statement_name(msg)) {
             (tag::PARSE, Some(name)) if !name.is_empty() => {
                 if self.verdicts.len() >= MAX_VERDICTS {

@@ -295,43 +295,40 @@ impl<'a> Pump<'a> {
     /// Counts traffic into `counters`, folded into `stats` at transaction
     /// end; stops when `kill` completes.
     pub fn counting(
-        mut self,
+        &mut self,
         counters: &'a mut ConnCounters,
         stats: Option<&'a PoolStats>,
         kill: &'a crate::client::KillSwitch,
-    ) -> Self {
+    ) {
         self.counters = Some(counters);
         self.stats = stats;
         self.kill = Some(kill);
-        self
     }
 
     /// Shares the client's named statements across server connections.
-    pub fn sharing(mut self, stmts: &'a mut ClientStatements, cap: usize) -> Self {
+    pub fn sharing(&mut self, stmts: &'a mut ClientStatements, cap: usize) {
         self.stmts = Some(stmts);
         self.stmt_cap = cap;
-        self
     }
 
     /// Reuses the session's buffers (handed back when the run ends).
-    pub fn with_scratch(mut self, scratch: &'a mut Scratch) -> Self {
+    pub fn with_scratch(&mut self, scratch: &'a mut Scratch) {
         self.c_out = std::mem::take(&mut scratch.c_out);
         self.expect = std::mem::take(&mut scratch.expect);
         self.added = std::mem::take(&mut scratch.added);
         self.used = std::mem::take(&mut scratch.used);
         self.scratch = Some(scratch);
-        self
     }
 
     /// Arms `query_timeout`, `idle_transaction_timeout` and
     /// `client_idle_timeout` (zero: off).
     pub fn timeouts(
-        mut self,
+        &mut self,
         query: Duration,
         idle_tx: Duration,
         idle: Duration,
         connect: Duration,
-    ) -> Self {
+    ) {
         if !query.is_zero() || !idle_tx.is_zero() || !idle.is_zero() {
             self.timeouts = Some(Timeouts {
                 query,
@@ -344,35 +341,30 @@ impl<'a> Pump<'a> {
                 cancelled: false,
             });
         }
-        self
     }
 
     /// Ends the pump with `Outcome::ShuttingDown` when `drain` completes
     /// while the client is idle.
-    pub fn draining(mut self, drain: Pin<&'a mut WaitForCancellationFutureOwned>) -> Self {
+    pub fn draining(&mut self, drain: Pin<&'a mut WaitForCancellationFutureOwned>) {
         self.drain = Some(drain);
-        self
     }
 
     /// Statements that would pin the client are refused (pin_policy =
     /// "error"), not recorded.
-    pub fn refusing_pins(mut self, on: bool) -> Self {
+    pub fn refusing_pins(&mut self, on: bool) {
         self.refuse_pins = on;
-        self
     }
 
     /// Notes session state of every statement forwarded (session mode).
-    pub fn recording(mut self, state: &'a mut SessionState) -> Self {
+    pub fn recording(&mut self, state: &'a mut SessionState) {
         self.record = Some(state);
-        self
     }
 
     /// Forward a single batch (see `one_batch`), optionally holding it for a
     /// retry. Holding requires that nothing is queued for the client yet.
-    pub fn single_batch(mut self, hold: bool) -> Self {
+    pub fn single_batch(&mut self, hold: bool) {
         self.one_batch = true;
         self.hold = hold && self.s_scanned == 0;
-        self
     }
 
     /// The server's first answer reached the client (or the batch ended):

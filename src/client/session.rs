@@ -586,7 +586,7 @@ impl Session {
         let pool = conn.pool().cloned();
         let busy = &mut **self.busy.get_or_insert_with(Default::default);
         busy.counters.assigned(std::mem::take(&mut conn.waited));
-        let pump = Pump::new(
+        let mut pump = Pump::new(
             &mut self.io,
             conn,
             &mut self.track,
@@ -599,39 +599,34 @@ impl Session {
         let refuse = self.mode != PoolMode::Session && self.knobs.pin_error;
         let knobs = &*self.knobs;
         let held = self.mode == PoolMode::Session || self.replay.unreplayable.is_some();
-        let pump = if held {
+        if held {
             let drain = self.drain.get_or_insert_with(|| {
                 Box::pin(self.state.lifecycle.draining.clone().cancelled_owned())
             });
-            pump.draining(drain.as_mut())
-        } else {
-            pump
-        };
-        let pump = pump
-            .recording(&mut self.replay)
-            .counting(
-                &mut busy.counters,
-                pool.as_deref().map(|p| &p.stats),
-                &self.entry.kill,
-            )
-            .refusing_pins(refuse)
-            .timeouts(
-                knobs.query_timeout,
-                knobs.idle_transaction_timeout,
-                knobs.client_idle_timeout,
-                knobs.server_connect_timeout,
-            );
-        let pump = if self.mode == PoolMode::Session {
-            pump
-        } else {
-            pump.sharing(&mut self.stmts, knobs.max_prepared_statements)
-                .with_scratch(&mut busy.scratch)
-        };
-        let mut pump = if single {
-            pump.single_batch(hold)
-        } else {
-            pump
-        };
+            pump.draining(drain.as_mut());
+        }
+        // (Configured in place: the pump is a few hundred bytes, and each
+        // by-value builder step was a copy of it.)
+        pump.recording(&mut self.replay);
+        pump.counting(
+            &mut busy.counters,
+            pool.as_deref().map(|p| &p.stats),
+            &self.entry.kill,
+        );
+        pump.refusing_pins(refuse);
+        pump.timeouts(
+            knobs.query_timeout,
+            knobs.idle_transaction_timeout,
+            knobs.client_idle_timeout,
+            knobs.server_connect_timeout,
+        );
+        if self.mode != PoolMode::Session {
+            pump.sharing(&mut self.stmts, knobs.max_prepared_statements);
+            pump.with_scratch(&mut busy.scratch);
+        }
+        if single {
+            pump.single_batch(hold);
+        }
         let outcome = pump.run().await;
         if let Some(b) = self.busy.as_deref_mut() {
             if let Some(p) = &pool {
