@@ -286,7 +286,12 @@ impl Session {
         // read may then be retried across a failover, and a read does not
         // count as a write for read-your-writes.
         let msg = &self.io.rbuf[..head];
-        match (msg[0], statement_name(msg)) {
+        // (The tag first: a Query's "name" would be its whole text.)
+        let named = match msg[0] {
+            tag::PARSE | tag::BIND => statement_name(msg),
+            _ => None,
+        };
+        match (msg[0], named) {
             (tag::PARSE, Some(name)) if !name.is_empty() => {
                 if self.verdicts.len() >= MAX_VERDICTS {
                     self.verdicts.clear();

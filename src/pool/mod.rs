@@ -242,6 +242,11 @@ impl Pool {
     /// away is returned to the pool by its guard.
     pub async fn checkout(self: &Arc<Self>, deadline: Instant) -> Result<Pooled, PoolError> {
         let started = Instant::now();
+        // The common case, an idle connection at once, did not wait (and
+        // needs no second reading of the clock).
+        if let Some(p) = self.take_idle(&mut self.lock(), started) {
+            return Ok(p);
+        }
         let mut conn = self.checkout_inner(started, deadline).await?;
         conn.waited = started.elapsed();
         Ok(conn)
@@ -266,7 +271,7 @@ impl Pool {
             if watch_limits {
                 freed.as_mut().enable();
             }
-            let step = self.look(use_reserve)?;
+            let step = self.look(use_reserve, Instant::now())?;
             // Until the reserve opens, waiting stops early to try it.
             let until = if !use_reserve && reserve_size > 0 && reserve_at < deadline {
                 reserve_at
@@ -334,19 +339,30 @@ impl Pool {
         }
     }
 
+    /// The most recently used idle connection still fit for use; unfit
+    /// ones met on the way are closed.
+    fn take_idle(self: &Arc<Self>, inner: &mut Inner, now: Instant) -> Option<Pooled> {
+        if inner.closed {
+            return None;
+        }
+        while let Some(mut conn) = inner.idle.pop() {
+            if conn.is_reusable() && !self.expired(&conn, now) {
+                return Some(Pooled::new(self.clone(), conn));
+            }
+            self.forget(inner, 1);
+        }
+        None
+    }
+
     /// One look under the lock: an idle connection, a slot to open one, or
     /// a place in line.
-    fn look(self: &Arc<Self>, use_reserve: bool) -> Result<Step, PoolError> {
+    fn look(self: &Arc<Self>, use_reserve: bool, now: Instant) -> Result<Step, PoolError> {
         let mut inner = self.lock();
         if inner.closed {
             return Err(PoolError::Closed);
         }
-        let now = Instant::now();
-        while let Some(mut conn) = inner.idle.pop() {
-            if conn.is_reusable() && !self.expired(&conn, now) {
-                return Ok(Step::Ready(Pooled::new(self.clone(), conn)));
-            }
-            self.forget(&mut inner, 1);
+        if let Some(p) = self.take_idle(&mut inner, now) {
+            return Ok(Step::Ready(p));
         }
         let mut cap = self.settings.size.load(Ordering::Relaxed);
         if use_reserve {
