@@ -176,7 +176,7 @@ impl Session {
             return;
         }
         self.generation = generation;
-        self.knobs = Box::new(Knobs::read(&self.state));
+        *self.knobs = Knobs::read(&self.state);
         self.primary_pool = None;
         if let Some(db) = self.state.database(&self.db.name) {
             if !Arc::ptr_eq(&db, &self.db) {
