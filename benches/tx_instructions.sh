@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# tx_instructions.sh — user-space instructions pgferry executes per transaction,
+# counted by callgrind on a real pgferry in front of a real cluster. Unlike TPS or
+# CPU time on this shared, noisy machine, the count hardly moves between runs
+# (a few percent: how many wake-ups a run takes depends on timing), so it shows
+# what a change to the hot path did.
+#
+# Usage: benches/tx_instructions.sh [MODE...]   (default: simple extended prepared)
+#   Starts a throwaway primary + 2 replicas (scripts/pgcluster), `pgbench -i`, a
+#   release build of pgferry under `valgrind --tool=callgrind --instr-atstart=no`
+#   (transaction pooling, pool 20, workers = 1, trust authentication), warms up
+#   (logins, server connections), switches instrumentation on for
+#   `pgbench -S -M MODE -c CLIENTS -t TX` and off again, and prints
+#   Ir / transactions for each mode. The callgrind files stay in RESULTS_DIR for
+#   callgrind_annotate (e.g. `callgrind_annotate --inclusive=yes FILE`).
+# Environment: CLIENTS=10 TX=1000 (per client) RESULTS_DIR=benches/results/callgrind
+# Needs valgrind (scripts/install-deps installs it).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+CLIENTS="${CLIENTS:-10}"
+TX="${TX:-1000}"
+RESULTS_DIR="${RESULTS_DIR:-$ROOT/benches/results/callgrind}"
+PG_BIN="${PG_BIN:-/usr/lib/postgresql/15/bin}"
+modes=("$@")
+[ ${#modes[@]} -gt 0 ] || modes=(simple extended prepared)
+
+log() { echo "tx_instructions: $*" >&2; }
+command -v valgrind >/dev/null || {
+    log "valgrind not found (scripts/install-deps)"
+    exit 1
+}
+
+log "cargo build --release"
+cargo build --release >&2
+BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/pgferry"
+
+CLUSTER_DIR=""
+VPID=""
+cleanup() {
+    [ -z "$VPID" ] || kill -INT "$VPID" 2>/dev/null || true
+    [ -z "$CLUSTER_DIR" ] || scripts/pgcluster stop "$CLUSTER_DIR" >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+
+eval "$(scripts/pgcluster start --replicas 2 --owner-pid $$)"
+CLUSTER_DIR="$PGCLUSTER_DIR"
+export PGPASSWORD=secret PGUSER=app PGHOST=127.0.0.1 PGSSLMODE=disable
+"$PG_BIN/pgbench" -i -q -s 1 -p "$PGCLUSTER_PRIMARY_PORT" -d app >/dev/null 2>&1
+
+PORT="$(scripts/pgcluster free-port)"
+HOSTS="$(printf '%s\n' "$PGCLUSTER_HOSTS" | tr ',' '\n' | sed 's/.*/"&"/' | paste -sd, -)"
+CFG="$CLUSTER_DIR/pgferry-callgrind.toml"
+cat >"$CFG" <<EOF
+[proxy]
+listen = "127.0.0.1:$PORT"
+pool_mode = "transaction"
+default_pool_size = 20
+auth_method = "trust"
+workers = 1
+
+[[users]]
+name = "app"
+password = "secret"
+
+[databases.app]
+hosts = [$HOSTS]
+dbname = "app"
+route = "primary"
+EOF
+
+mkdir -p "$RESULTS_DIR"
+printf '| mode | clients | transactions | instructions per transaction |\n|---|--:|--:|--:|\n'
+for mode in "${modes[@]}"; do
+    out="$RESULTS_DIR/pgferry-$mode.callgrind"
+    valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$out" \
+        "$BIN" --config "$CFG" >"$CLUSTER_DIR/pgferry-callgrind-$mode.log" 2>&1 &
+    VPID=$!
+    for _ in $(seq 1 300); do
+        (exec 9<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break
+        sleep 0.1
+    done
+    bench() { "$PG_BIN/pgbench" -n -S -M "$mode" -c "$CLIENTS" -j 2 -t "$1" -p "$PORT" -d app; }
+    bench 100 >/dev/null 2>&1
+    callgrind_control -i on "$VPID" >/dev/null 2>&1
+    done_tx="$(bench "$TX" 2>&1 | sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p')"
+    callgrind_control -i off "$VPID" >/dev/null 2>&1
+    kill -INT "$VPID"
+    wait "$VPID" 2>/dev/null || true
+    VPID=""
+    ir="$(awk '/^totals:/ { print $2 }' "$out")"
+    [ -n "$done_tx" ] && [ "$done_tx" -gt 0 ] && [ -n "$ir" ] || {
+        log "no result for $mode (see $CLUSTER_DIR/pgferry-callgrind-$mode.log)"
+        exit 1
+    }
+    printf '| %s | %s | %s | %s |\n' "$mode" "$CLIENTS" "$done_tx" "$((ir / done_tx))"
+done
