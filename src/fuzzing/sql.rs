@@ -19,6 +19,12 @@ pub fn classify(data: &[u8]) {
     let verdict = classifier::classify(&sql, &policy);
     let hint = classifier::route_hint(&sql);
     let effect = classifier::tx_effect(&sql);
+    // The plain-SELECT shortcut agrees with the lexer.
+    assert_eq!(
+        classifier::classify_lexed(&sql, &policy),
+        verdict,
+        "{sql:?}"
+    );
     // The one-pass shortcut agrees with the two functions it replaces.
     assert_eq!(
         classifier::classify_with_tx(&sql, &policy),

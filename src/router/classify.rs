@@ -349,7 +349,14 @@ fn ident_matches(id: Ident<'_>, pattern: &[u8], fold_quoted: bool) -> bool {
 /// Classifies one simple-protocol `Query` string or one `Parse` statement
 /// text. See the module documentation for the rules.
 pub fn classify(sql: &str, policy: &FunctionPolicy) -> Verdict {
-    classify_pass(sql, policy).0
+    classify_pass(sql, policy, true).0
+}
+
+/// [`classify`] without the plain-SELECT shortcut (`fast`): what the fuzz
+/// target compares the shortcut against.
+#[cfg(any(test, feature = "fuzzing"))]
+pub fn classify_lexed(sql: &str, policy: &FunctionPolicy) -> Verdict {
+    classify_pass(sql, policy, false).0
 }
 
 /// [`classify`] and [`tx_effect`] together, lexing the text once when it can:
@@ -358,18 +365,25 @@ pub fn classify(sql: &str, policy: &FunctionPolicy) -> Verdict {
 /// has no transaction effect. Anything else (a write that stopped the
 /// classifier early, a BEGIN/COMMIT...) takes the full `tx_effect` pass.
 pub fn classify_with_tx(sql: &str, policy: &FunctionPolicy) -> (Verdict, TxEffect) {
-    match classify_pass(sql, policy) {
+    match classify_pass(sql, policy, true) {
         (verdict, true) => (verdict, TxEffect::None),
         (verdict, false) => (verdict, tx_effect(sql)),
     }
 }
 
 /// The verdict, and whether the standard-strings pass read the whole text
-/// and found no statement starting with a transaction keyword.
-fn classify_pass(sql: &str, policy: &FunctionPolicy) -> (Verdict, bool) {
+/// and found no statement starting with a transaction keyword. `shortcut`:
+/// a plain single SELECT is recognised without the lexer (see `fast`).
+fn classify_pass(sql: &str, policy: &FunctionPolicy, shortcut: bool) -> (Verdict, bool) {
     let src = sql.trim_end_matches('\0').as_bytes();
     if src.contains(&0) {
         return (Verdict::Write, false);
+    }
+    if shortcut {
+        if let Some(v) = fast::simple_select(src) {
+            // One SELECT: no transaction effect.
+            return (v, src.len() == sql.len());
+        }
     }
     let mut lexer = Lexer::new(src, true);
     let mut tx_free = true;
@@ -1511,6 +1525,8 @@ impl<'l, 'a> Stmt<'l, 'a> {
         Ok(())
     }
 }
+
+mod fast;
 
 #[cfg(test)]
 mod tests;
