@@ -698,10 +698,13 @@ impl<'a> Pump<'a> {
                     {
                         let named = h.tag == tag::PARSE
                             && msg.get(frame::HEADER_LEN).is_some_and(|&b| b != 0);
-                        if let Some(text) = super::route::head_text(msg) {
-                            // Shared named statements need no pin outside
-                            // session mode.
-                            let pins = named && self.mode == PoolMode::Session;
+                        // Shared named statements need no pin outside
+                        // session mode.
+                        let pins = named && self.mode == PoolMode::Session;
+                        let look = pins
+                            || super::route::head_bytes(msg)
+                                .is_some_and(super::replay::SessionState::may_observe);
+                        if let Some(text) = look.then(|| super::route::head_text(msg)).flatten() {
                             let before = rec.unreplayable;
                             rec.observe(text, pins, self.track.tx != TxStatus::Idle);
                             if self.refuse_pins && before.is_none() {

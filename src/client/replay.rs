@@ -61,6 +61,29 @@ impl SessionState {
     /// session state. `named`: a Parse of a named statement. `in_block`:
     /// it runs inside a transaction block, where a SET may still be rolled
     /// back (such a SET makes the session unmovable).
+    /// Whether `observe` could do anything with this text: false for the
+    /// usual statement (no state keyword first, no `;` or `(`, plain ASCII),
+    /// which then need not even be checked for UTF-8. Conservative: true
+    /// whenever unsure.
+    pub fn may_observe(sql: &[u8]) -> bool {
+        if !sql.is_ascii() || sql.contains(&b';') || sql.contains(&b'(') {
+            return true;
+        }
+        let start = sql
+            .iter()
+            .position(|b| !b.is_ascii_whitespace())
+            .unwrap_or(sql.len());
+        let rest = &sql[start..];
+        let len = rest
+            .iter()
+            .position(|b| !b.is_ascii_alphabetic())
+            .unwrap_or(rest.len());
+        let first = &rest[..len];
+        STATE_KEYWORDS
+            .iter()
+            .any(|k| first.eq_ignore_ascii_case(k.as_bytes()))
+    }
+
     pub fn observe(&mut self, sql: &str, named: bool, in_block: bool) {
         if named {
             self.unreplayable = Some("prepared statements");
@@ -284,6 +307,33 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_owned(), v.to_owned()))
             .collect()
+    }
+
+    #[test]
+    fn statements_skipped_by_may_observe_change_nothing() {
+        let mut s = after(&["SET search_path = a", "LISTEN x"]);
+        for sql in [
+            "SELECT abalance FROM pgbench_accounts WHERE aid = 1",
+            "UPDATE t SET a = 1 WHERE b = 2",
+            "  select * from t",
+            "INSERT INTO t SELECT $1, $2",
+            "/* c */ SET x = 1",
+        ] {
+            assert!(!SessionState::may_observe(sql.as_bytes()), "{sql}");
+            let before = s.clone();
+            s.observe(sql, false, false);
+            assert_eq!(s, before, "{sql}");
+        }
+        for sql in [
+            "SET x = 1",
+            "reset all",
+            "SELECT 1; SET x = 1",
+            "SELECT pg_advisory_lock(1)",
+            "DISCARD ALL",
+            "select 'é'",
+        ] {
+            assert!(SessionState::may_observe(sql.as_bytes()), "{sql}");
+        }
     }
 
     #[test]

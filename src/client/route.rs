@@ -124,18 +124,20 @@ impl StripCi for str {
 /// Query or a Parse (None for anything else, such as a Bind of a statement
 /// prepared earlier).
 pub fn head_text(msg: &[u8]) -> Option<&str> {
+    std::str::from_utf8(head_bytes(msg)?).ok()
+}
+
+/// The SQL text of a whole `Query` or `Parse` message as bytes (up to its
+/// first NUL, as Postgres reads it), without checking that it is UTF-8.
+pub fn head_bytes(msg: &[u8]) -> Option<&[u8]> {
     let (&t, rest) = msg.split_first()?;
     let body = rest.get(4..)?;
     let text = match t {
         tag::QUERY => body,
-        tag::PARSE => {
-            let nul = body.iter().position(|&b| b == 0)?;
-            body.get(nul + 1..)?
-        }
+        tag::PARSE => body.get(memchr::memchr(0, body)? + 1..)?,
         _ => return None,
     };
-    let end = text.iter().position(|&b| b == 0)?;
-    std::str::from_utf8(&text[..end]).ok()
+    text.get(..memchr::memchr(0, text)?)
 }
 
 /// Facts about a batch for the router: its hint, the classifier's verdict

@@ -13,12 +13,60 @@
 
 use super::{is_space, Verdict};
 
-/// Words that make the full classifier look closer (it may say Write).
-const BLOCKED: [&[u8]; 6] = [b"into", b"for", b"insert", b"update", b"delete", b"merge"];
+/// Byte classes of the shortcut: a word byte, whitespace, allowed
+/// punctuation, `;`, `$`, and everything else (0).
+const WORD: u8 = 1;
+const SPACE: u8 = 2;
+const PUNCT: u8 = 3;
+const SEMI: u8 = 4;
+const DOLLAR: u8 = 5;
+
+static CLASS: [u8; 256] = classes();
+
+const fn classes() -> [u8; 256] {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = if b.is_ascii_alphanumeric() || b == b'_' {
+            WORD
+        } else if matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c) {
+            SPACE
+        } else if matches!(b, b',' | b'.' | b'=' | b'<' | b'>' | b'*') {
+            PUNCT
+        } else if b == b';' {
+            SEMI
+        } else if b == b'$' {
+            DOLLAR
+        } else {
+            0
+        };
+        i += 1;
+    }
+    t
+}
+
+/// Words that make the full classifier look closer (it may say Write):
+/// INTO, FOR, INSERT, UPDATE, DELETE, MERGE.
+fn blocked(word: &[u8]) -> bool {
+    let Some(first) = word.first() else {
+        return false;
+    };
+    let is = |k: &[u8]| word.eq_ignore_ascii_case(k);
+    match first.to_ascii_lowercase() {
+        b'i' => is(b"into") || is(b"insert"),
+        b'f' => is(b"for"),
+        b'u' => is(b"update"),
+        b'd' => is(b"delete"),
+        b'm' => is(b"merge"),
+        _ => false,
+    }
+}
 
 /// `Some(Verdict::ReadOnly)` for a plain single SELECT as described above;
 /// `None` for anything else.
 pub(super) fn simple_select(src: &[u8]) -> Option<Verdict> {
+    let n = src.len();
     let mut i = src.iter().position(|&b| !is_space(b))?;
     if !src.get(i..i + 6)?.eq_ignore_ascii_case(b"select") {
         return None;
@@ -29,36 +77,33 @@ pub(super) fn simple_select(src: &[u8]) -> Option<Verdict> {
     }
     let mut words = 0usize;
     let mut ended = false;
-    while i < src.len() {
-        let b = src[i];
-        if b.is_ascii_alphanumeric() || b == b'_' {
-            let start = i;
-            while src
-                .get(i)
-                .is_some_and(|&c| c.is_ascii_alphanumeric() || c == b'_')
-            {
+    while let Some(&b) = src.get(i) {
+        match CLASS[usize::from(b)] {
+            WORD if !ended => {
+                let start = i;
                 i += 1;
+                while i < n && CLASS[usize::from(src[i])] == WORD {
+                    i += 1;
+                }
+                let word = &src[start..i];
+                // `1into` lexes as `1 into`; numbers with letters (1e5,
+                // 0x1f) are left to the lexer too.
+                let bad = if b.is_ascii_digit() {
+                    !word.iter().all(u8::is_ascii_digit)
+                } else {
+                    blocked(word)
+                };
+                if bad {
+                    return None;
+                }
+                words += 1;
+                continue;
             }
-            let word = &src[start..i];
-            // `1into` lexes as `1 into`; numbers with letters (1e5, 0x1f)
-            // are left to the lexer too.
-            let numeric = word[0].is_ascii_digit();
-            if ended
-                || (numeric && !word.iter().all(u8::is_ascii_digit))
-                || BLOCKED.iter().any(|k| word.eq_ignore_ascii_case(k))
-            {
-                return None;
-            }
-            words += 1;
-            continue;
-        }
-        match b {
-            _ if is_space(b) => {}
-            b';' if !ended => ended = true,
-            _ if ended => return None,
-            b',' | b'.' | b'=' | b'<' | b'>' | b'*' => {}
+            SPACE => {}
+            PUNCT if !ended => {}
+            SEMI if !ended => ended = true,
             // `$1`: a parameter (a dollar quote's tag never starts with a digit).
-            b'$' if src.get(i + 1).is_some_and(u8::is_ascii_digit) => {}
+            DOLLAR if !ended && src.get(i + 1).is_some_and(u8::is_ascii_digit) => {}
             _ => return None,
         }
         i += 1;
