@@ -68,10 +68,12 @@ impl Session {
                         io.wait_idle(sbuf).await?;
                         io.read_more().await
                     } else {
-                        tokio::time::timeout(idle_limit, async {
+                        // Boxed: only sessions with client_idle_timeout pay
+                        // for the timer's room, and only while they wait.
+                        Box::pin(tokio::time::timeout(idle_limit, async {
                             io.wait_idle(sbuf).await?;
                             io.read_more().await
-                        })
+                        }))
                         .await
                         .unwrap_or(Err(ClientError::IdleTimeout))
                     }

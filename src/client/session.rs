@@ -342,6 +342,9 @@ impl Session {
 
     /// PAUSE holds new work here (at most until `deadline`).
     pub(super) async fn wait_unpaused(&self, deadline: Instant) -> Result<(), ClientError> {
+        if !self.db.gate.is_paused() {
+            return Ok(());
+        }
         let started = Instant::now();
         self.db.gate.wait_open(deadline).await.map_err(|_| {
             ClientError::Pool(PoolError::WaitTimeout {
@@ -351,13 +354,18 @@ impl Session {
     }
 
     pub(super) fn deadline(&self) -> Instant {
+        self.deadline_from(Instant::now())
+    }
+
+    /// `query_wait_timeout` after `now`.
+    fn deadline_from(&self, now: Instant) -> Instant {
         let wait = self.state.settings.query_wait_timeout();
         let wait = if wait.is_zero() {
             Duration::from_secs(86_400 * 365)
         } else {
             wait
         };
-        Instant::now() + wait
+        now + wait
     }
 
     /// A connection to the current primary. A node that refuses connections
@@ -375,9 +383,13 @@ impl Session {
     }
 
     async fn checkout_primary(&mut self) -> Result<Pooled, ClientError> {
-        let deadline = self.deadline();
-        self.wait_unpaused(deadline).await?;
-        let started = Instant::now();
+        let mut started = Instant::now();
+        let deadline = self.deadline_from(started);
+        if self.db.gate.is_paused() {
+            self.wait_unpaused(deadline).await?;
+            // The failover wait starts after the pause.
+            started = Instant::now();
+        }
         let give_up = started + self.routing.failover_timeout;
         let topology = &self.db.topology;
         let mut held = false;
@@ -473,7 +485,15 @@ impl Session {
     /// The session's life after login.
     pub async fn run(mut self: Box<Self>) {
         let started = Instant::now();
-        let mut result = self.run_pooled().await;
+        let result = self.run_pooled().await;
+        // The goodbye is boxed: its state would otherwise be laid out beside
+        // the session loop's in every client's task.
+        Box::pin(self.finish(started, result)).await;
+    }
+
+    /// Tells the client why it is closed (if it is pgferry's doing), logs
+    /// the disconnection and gives back a held server connection.
+    async fn finish(&mut self, started: Instant, mut result: Result<(), ClientError>) {
         if self.entry.kill.is_killed() {
             result = Err(ClientError::Killed);
         }
