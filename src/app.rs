@@ -153,6 +153,11 @@ impl App {
                 "shutdown: letting clients finish their transactions"
             );
             lifecycle.start_draining();
+            // Idle sessions wait on their kill switch only: wake them to
+            // close now (busy ones see the drain at their next boundary).
+            for c in self.state.clients.snapshot() {
+                c.kill.drain();
+            }
             tokio::select! {
                 _ = self.clients.wait() => {}
                 _ = tokio::time::sleep(timeout) => {

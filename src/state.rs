@@ -244,6 +244,8 @@ pub struct State {
     pub mock_key: [u8; 32],
     /// Which function calls make a statement a write for `auto` routing.
     policy: ArcSwap<FunctionPolicy>,
+    /// What sessions read on every request, rebuilt with each config.
+    knobs: ArcSwap<Knobs>,
     /// TLS acceptor and connector; `tls.reload(..)` swaps certificates
     /// without touching established connections.
     pub tls: Arc<TlsState>,
@@ -335,6 +337,7 @@ impl State {
             config.proxy.auth_failure_delay,
             config.proxy.auth_failure_max_delay,
         );
+        let knobs = Knobs::new(&config, Arc::new(policy.clone()));
         Ok(State {
             config: ArcSwap::new(config),
             users: ArcSwap::from_pointee(users),
@@ -345,6 +348,7 @@ impl State {
             generation: AtomicU64::new(0),
             cancels: Arc::new(CancelRegistry::default()),
             mock_key,
+            knobs: ArcSwap::from_pointee(knobs),
             policy: ArcSwap::from_pointee(policy),
             tls,
             pins: Mutex::new(HashMap::new()),
@@ -382,6 +386,11 @@ impl State {
         self.policy.load()
     }
 
+    /// The settings sessions read per request (see [`Knobs`]).
+    pub fn knobs(&self) -> Arc<Knobs> {
+        self.knobs.load_full()
+    }
+
     /// Bumped by every reload.
     pub fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
@@ -394,7 +403,9 @@ impl State {
         users: HashMap<String, UserAuth>,
         databases: HashMap<String, Arc<Database>>,
     ) {
-        self.policy.store(Arc::new(function_policy(&config.proxy)));
+        let policy = Arc::new(function_policy(&config.proxy));
+        self.knobs.store(Arc::new(Knobs::new(&config, policy.clone())));
+        self.policy.store(policy);
         self.users.store(Arc::new(users));
         self.databases.store(Arc::new(databases));
         self.config.store(Arc::new(config));
@@ -464,6 +475,37 @@ pub(crate) fn build_users(
         users.insert(u.name.clone(), user_auth(&u.name, u.password.as_ref()));
     }
     users
+}
+
+/// Settings every session reads on every request, copied out of the config
+/// once per reload and shared: an ArcSwap load per read would cost more, and
+/// a copy per session would cost memory.
+#[derive(Debug, Clone)]
+pub struct Knobs {
+    pub max_message_size: usize,
+    pub client_idle_timeout: std::time::Duration,
+    pub pin_error: bool,
+    pub query_timeout: std::time::Duration,
+    pub idle_transaction_timeout: std::time::Duration,
+    pub server_connect_timeout: std::time::Duration,
+    pub max_prepared_statements: usize,
+    pub policy: Arc<FunctionPolicy>,
+}
+
+impl Knobs {
+    fn new(config: &Config, policy: Arc<FunctionPolicy>) -> Knobs {
+        let p = &config.proxy;
+        Knobs {
+            max_message_size: p.max_message_size,
+            client_idle_timeout: p.client_idle_timeout,
+            pin_error: p.pin_policy == crate::config::PinPolicy::Error,
+            query_timeout: p.query_timeout,
+            idle_transaction_timeout: p.idle_transaction_timeout,
+            server_connect_timeout: p.server_connect_timeout,
+            max_prepared_statements: p.max_prepared_statements,
+            policy,
+        }
+    }
 }
 
 pub(crate) fn function_policy(proxy: &crate::config::ProxyConfig) -> FunctionPolicy {

@@ -58,7 +58,6 @@ impl Session {
             if self.io.rbuf.len() < need || self.discard_until_sync || self.discard_bytes > 0 {
                 self.io.flush().await?;
                 let idle_limit = self.knobs.client_idle_timeout;
-                let draining = &self.state.lifecycle.draining;
                 let io = &mut self.io;
                 let kill = &self.entry.kill;
                 // Cancel-safe: read_more is.
@@ -80,9 +79,15 @@ impl Session {
                 };
                 let read = tokio::select! {
                     r = read => r,
-                    _ = draining.cancelled() => Err(ClientError::ShuttingDown),
-                    // KILL_CLIENT: Session::run tells the client.
-                    _ = kill.killed() => return Ok(()),
+                    _ = kill.woken() => {
+                        if kill.is_killed() {
+                            // KILL_CLIENT: Session::run tells the client.
+                            return Ok(());
+                        }
+                        // Woken by the shutdown drain (the app wakes every
+                        // client's switch when it starts draining).
+                        Err(ClientError::ShuttingDown)
+                    }
                 };
                 match read {
                     Ok(_) => continue,

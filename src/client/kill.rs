@@ -12,6 +12,8 @@ use futures_util::task::AtomicWaker;
 #[derive(Debug, Default)]
 pub struct KillSwitch {
     killed: AtomicBool,
+    /// pgferry drains for shutdown: an idle session closes (see `drain`).
+    drained: AtomicBool,
     /// The waker of whichever part of the session waits (one at a time).
     waker: AtomicWaker,
 }
@@ -21,6 +23,30 @@ impl KillSwitch {
     pub fn kill(&self) {
         self.killed.store(true, Ordering::Release);
         self.waker.wake();
+    }
+
+    /// pgferry started draining: wakes the session if it waits idle (it
+    /// then sees the drain and closes), without marking it killed. Saves
+    /// every idle session watching the drain token itself.
+    pub fn drain(&self) {
+        self.drained.store(true, Ordering::Release);
+        self.waker.wake();
+    }
+
+    /// Completes once killed or drained.
+    pub fn woken(&self) -> impl Future<Output = ()> + '_ {
+        std::future::poll_fn(|cx| {
+            let done = || self.is_killed() || self.drained.load(Ordering::Acquire);
+            if done() {
+                return Poll::Ready(());
+            }
+            self.waker.register(cx.waker());
+            if done() {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
     }
 
     pub fn is_killed(&self) -> bool {
@@ -71,5 +97,22 @@ mod tests {
         assert!(k.is_killed());
         // Already killed: ready at once.
         k.killed().await;
+    }
+
+    #[tokio::test]
+    async fn a_drain_wakes_an_idle_session_without_killing_it() {
+        let k = Arc::new(KillSwitch::default());
+        let waiter = {
+            let k = k.clone();
+            tokio::spawn(async move { k.woken().await })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!waiter.is_finished());
+        k.drain();
+        tokio::time::timeout(Duration::from_secs(5), waiter)
+            .await
+            .expect("woken")
+            .expect("no panic");
+        assert!(!k.is_killed());
     }
 }

@@ -79,37 +79,6 @@ fn lost_reply(t: &Tracker) -> (&str, String, TxStatus) {
 /// closed instead of reused.
 pub(super) const RESET_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Settings read on every request, copied at login and again after each
-/// reload (an ArcSwap load per read would cost more than the copy).
-#[derive(Debug, Clone)]
-pub(super) struct Knobs {
-    pub max_message_size: usize,
-    pub client_idle_timeout: Duration,
-    pub pin_error: bool,
-    pub query_timeout: Duration,
-    pub idle_transaction_timeout: Duration,
-    pub server_connect_timeout: Duration,
-    pub max_prepared_statements: usize,
-    pub policy: Arc<crate::router::classify::FunctionPolicy>,
-}
-
-impl Knobs {
-    fn read(state: &State) -> Knobs {
-        let config = state.config();
-        let p = &config.proxy;
-        Knobs {
-            max_message_size: p.max_message_size,
-            client_idle_timeout: p.client_idle_timeout,
-            pin_error: p.pin_policy == crate::config::PinPolicy::Error,
-            query_timeout: p.query_timeout,
-            idle_transaction_timeout: p.idle_transaction_timeout,
-            server_connect_timeout: p.server_connect_timeout,
-            max_prepared_statements: p.max_prepared_statements,
-            policy: state.policy().clone(),
-        }
-    }
-}
-
 pub struct Session {
     pub id: u64,
     pub(super) state: Arc<State>,
@@ -142,7 +111,7 @@ pub struct Session {
     pub(super) routing: RoutingConfig,
     /// The state's reload generation `db`, `routing` and `knobs` were read at.
     pub(super) generation: u64,
-    pub(super) knobs: Box<Knobs>,
+    pub(super) knobs: Arc<crate::state::Knobs>,
     /// The pool of the primary last checked out from, by node: saves a
     /// lookup per transaction. Dropped at a reload (pools may be replaced).
     pub(super) primary_pool: Option<(usize, Arc<crate::pool::Pool>)>,
@@ -176,7 +145,7 @@ impl Session {
             return;
         }
         self.generation = generation;
-        *self.knobs = Knobs::read(&self.state);
+        self.knobs = self.state.knobs();
         self.primary_pool = None;
         if let Some(db) = self.state.database(&self.db.name) {
             if !Arc::ptr_eq(&db, &self.db) {
@@ -251,7 +220,7 @@ impl Session {
             desired.get("application_name").unwrap_or(""),
             key.pid,
         ));
-        let knobs = Box::new(Knobs::read(&state));
+        let knobs = state.knobs();
         let mut s = Session {
             id,
             state,
