@@ -404,7 +404,8 @@ impl State {
         databases: HashMap<String, Arc<Database>>,
     ) {
         let policy = Arc::new(function_policy(&config.proxy));
-        self.knobs.store(Arc::new(Knobs::new(&config, policy.clone())));
+        self.knobs
+            .store(Arc::new(Knobs::new(&config, policy.clone())));
         self.policy.store(policy);
         self.users.store(Arc::new(users));
         self.databases.store(Arc::new(databases));

@@ -66,14 +66,22 @@ impl SessionState {
     /// which then need not even be checked for UTF-8. Conservative: true
     /// whenever unsure.
     pub fn may_observe(sql: &[u8]) -> bool {
-        if !sql.is_ascii() || sql.contains(&b';') || sql.contains(&b'(') {
+        // The whitespace `str::trim_start` / `trim_end` skip in ASCII.
+        let space = |b: &u8| matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r');
+        if !sql.is_ascii() || sql.contains(&b'(') {
             return true;
         }
-        // The whitespace `str::trim_start` skips in ASCII (VT included).
-        let start = sql
+        // More than one statement, judged as `observe` does: trailing
+        // whitespace, then trailing semicolons, are not a second one.
+        let end = sql.iter().rposition(|b| !space(b)).map_or(0, |i| i + 1);
+        let end = sql[..end]
             .iter()
-            .position(|&b| !matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r'))
-            .unwrap_or(sql.len());
+            .rposition(|&b| b != b';')
+            .map_or(0, |i| i + 1);
+        if sql[..end].contains(&b';') {
+            return true;
+        }
+        let start = sql.iter().position(|b| !space(b)).unwrap_or(sql.len());
         let rest = &sql[start..];
         let len = rest
             .iter()
@@ -315,6 +323,7 @@ mod tests {
         let mut s = after(&["SET search_path = a", "LISTEN x"]);
         for sql in [
             "SELECT abalance FROM pgbench_accounts WHERE aid = 1",
+            "SELECT abalance FROM pgbench_accounts WHERE aid = 1;;  \n",
             "UPDATE t SET a = 1 WHERE b = 2",
             "  select * from t",
             "INSERT INTO t SELECT $1, $2",
@@ -329,6 +338,7 @@ mod tests {
             "SET x = 1",
             "reset all",
             "SELECT 1; SET x = 1",
+            "SELECT 1; ; ",
             "SELECT pg_advisory_lock(1)",
             "DISCARD ALL",
             "select 'é'",

@@ -154,7 +154,8 @@ pub struct ProxyConfig {
     pub server_reset_query: String,
     /// `max_message_size` in bytes, default 64 MiB; 1024 ..= i32::MAX.
     pub max_message_size: usize,
-    /// `workers`: tokio worker threads, default 0 = number of cores.
+    /// `workers`: tokio worker threads; 1 (the default) is a single-threaded
+    /// event loop, 0 one worker per core.
     pub workers: usize,
     /// `monitor_user`: the user that probes hosts for the primary. After loading this is always
     /// `Some`: it defaults to the first `[[users]]` entry and must name a configured user.
@@ -347,7 +348,7 @@ impl Default for ProxyConfig {
             server_connect_timeout: Duration::from_secs(15),
             server_reset_query: "DISCARD ALL".to_owned(),
             max_message_size: 64 * 1024 * 1024,
-            workers: 0,
+            workers: 1,
             monitor_user: None,
             tcp_keepalive: true,
             health_interval: Duration::from_secs(1),

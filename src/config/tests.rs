@@ -240,7 +240,7 @@ fn missing_keys_take_their_defaults() {
     assert_eq!(proxy.server_connect_timeout, Duration::from_secs(15));
     assert_eq!(proxy.server_reset_query, "DISCARD ALL");
     assert_eq!(proxy.max_message_size, 67_108_864);
-    assert_eq!(proxy.workers, 0);
+    assert_eq!(proxy.workers, 1);
     assert_eq!(proxy.monitor_user.as_deref(), Some("app"), "first user");
     assert!(proxy.tcp_keepalive);
     assert_eq!(config.log, LogConfig::default());
