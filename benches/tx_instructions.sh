@@ -14,6 +14,7 @@
 #   Ir / transactions for each mode. The callgrind files stay in RESULTS_DIR for
 #   callgrind_annotate (e.g. `callgrind_annotate --inclusive=yes FILE`).
 # Environment: CLIENTS=10 TX=1000 (per client) RESULTS_DIR=benches/results/callgrind
+#   WORKLOAD=-S (pgbench's select-only script; WORKLOAD= runs the TPC-B-like one)
 # Needs valgrind (scripts/install-deps installs it).
 set -euo pipefail
 
@@ -21,6 +22,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 CLIENTS="${CLIENTS:-10}"
+WORKLOAD="${WORKLOAD--S}"
 TX="${TX:-1000}"
 RESULTS_DIR="${RESULTS_DIR:-$ROOT/benches/results/callgrind}"
 PG_BIN="${PG_BIN:-/usr/lib/postgresql/15/bin}"
@@ -72,7 +74,7 @@ route = "primary"
 EOF
 
 mkdir -p "$RESULTS_DIR"
-printf '| mode | clients | transactions | instructions per transaction |\n|---|--:|--:|--:|\n'
+printf '| mode | workload | clients | transactions | instructions per transaction |\n|---|---|--:|--:|--:|\n'
 for mode in "${modes[@]}"; do
     out="$RESULTS_DIR/pgferry-$mode.callgrind"
     valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$out" \
@@ -82,7 +84,8 @@ for mode in "${modes[@]}"; do
         (exec 9<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break
         sleep 0.1
     done
-    bench() { "$PG_BIN/pgbench" -n -S -M "$mode" -c "$CLIENTS" -j 2 -t "$1" -p "$PORT" -d app; }
+    # shellcheck disable=SC2086 # WORKLOAD is a list of pgbench flags
+    bench() { "$PG_BIN/pgbench" -n $WORKLOAD -M "$mode" -c "$CLIENTS" -j 2 -t "$1" -p "$PORT" -d app; }
     bench 100 >/dev/null 2>&1
     callgrind_control -i on "$VPID" >/dev/null 2>&1
     done_tx="$(bench "$TX" 2>&1 | sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p')"
@@ -95,5 +98,5 @@ for mode in "${modes[@]}"; do
         log "no result for $mode (see $CLUSTER_DIR/pgferry-callgrind-$mode.log)"
         exit 1
     }
-    printf '| %s | %s | %s | %s |\n' "$mode" "$CLIENTS" "$done_tx" "$((ir / done_tx))"
+    printf '| %s | %s | %s | %s | %s |\n' "$mode" "${WORKLOAD:-tpcb-like}" "$CLIENTS" "$done_tx" "$((ir / done_tx))"
 done

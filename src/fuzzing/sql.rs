@@ -19,7 +19,8 @@ pub fn classify(data: &[u8]) {
     let verdict = classifier::classify(&sql, &policy);
     let hint = classifier::route_hint(&sql);
     let effect = classifier::tx_effect(&sql);
-    // The plain-SELECT shortcut agrees with the lexer.
+    // The shortcuts agree with the lexer.
+    assert_eq!(classifier::tx_effect_lexed(&sql), effect, "{sql:?}");
     assert_eq!(
         classifier::classify_lexed(&sql, &policy),
         verdict,

@@ -451,6 +451,15 @@ pub fn route_hint(sql: &str) -> Option<RouteHint> {
 /// transaction-status byte of `ReadyForQuery` remains the authority; this is
 /// a hint for deciding where to send the statement.
 pub fn tx_effect(sql: &str) -> TxEffect {
+    if let Some(e) = fast::no_tx_effect(sql.as_bytes()) {
+        return e;
+    }
+    tx_effect_lexed(sql)
+}
+
+/// [`tx_effect`] always with the lexer (what the fuzz target compares the
+/// shortcut against).
+pub fn tx_effect_lexed(sql: &str) -> TxEffect {
     let mut lexer = Lexer::new(sql.as_bytes(), true);
     tx_effect_text(&mut lexer).unwrap_or(TxEffect::None)
 }

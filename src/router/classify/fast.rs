@@ -111,6 +111,46 @@ pub(super) fn simple_select(src: &[u8]) -> Option<Verdict> {
     (words > 0).then_some(Verdict::ReadOnly)
 }
 
+/// `Some(TxEffect::None)` when the text is one statement (no `;` but
+/// trailing ones) whose first token is a plain word that is no transaction
+/// keyword (BEGIN, START, COMMIT, END, ROLLBACK, ABORT, PREPARE): then
+/// [`super::tx_effect`] says `None` too, without lexing the statement.
+/// `None` (decide with the lexer) for anything else, comments first included.
+pub(super) fn no_tx_effect(src: &[u8]) -> Option<super::TxEffect> {
+    let start = src.iter().position(|&b| !is_space(b))?;
+    let rest = &src[start..];
+    let len = rest
+        .iter()
+        .position(|&b| CLASS[usize::from(b)] != WORD)
+        .unwrap_or(rest.len());
+    let word = &rest[..len];
+    if word.is_empty() || word[0].is_ascii_digit() {
+        return None;
+    }
+    // A word glued to a quote or `&` (E'..', U&"..") is not a plain keyword.
+    if matches!(rest.get(len), Some(b'\'' | b'"' | b'&' | b'$')) {
+        return None;
+    }
+    let is = |k: &[u8]| word.eq_ignore_ascii_case(k);
+    if is(b"begin")
+        || is(b"start")
+        || is(b"commit")
+        || is(b"end")
+        || is(b"rollback")
+        || is(b"abort")
+        || is(b"prepare")
+    {
+        return None;
+    }
+    // One statement: any `;` is followed by only `;` and whitespace.
+    if let Some(semi) = memchr::memchr(b';', rest) {
+        if !rest[semi..].iter().all(|&b| b == b';' || is_space(b)) {
+            return None;
+        }
+    }
+    Some(super::TxEffect::None)
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::{classify, FunctionPolicy};
@@ -201,5 +241,43 @@ mod tests {
             fast > 1_000,
             "the generator rarely hits the shortcut ({fast})"
         );
+    }
+
+    #[test]
+    fn the_transaction_shortcut_agrees_with_the_lexer() {
+        use super::super::{tx_effect_lexed, TxEffect};
+        for sql in [
+            "UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid = 2;",
+            "insert into t values (1, 'a;b')",
+            "SELECT 1;  ;",
+            "selectü 1",
+            "rollbackx",
+            "COMMIT",
+            "commit;",
+            "end",
+            "BEGIN READ ONLY",
+            "start transaction",
+            "prepare transaction 'x'",
+            "ROLLBACK TO SAVEPOINT a",
+            "/* c */ COMMIT",
+            "(SELECT 1); COMMIT",
+            "SELECT 1; COMMIT",
+            "x'00'; commit",
+            "U&\"a\"; commit",
+            "a$b; commit",
+            "9 commit",
+            "",
+            "   ",
+        ] {
+            let fast = no_tx_effect(sql.as_bytes());
+            if let Some(e) = fast {
+                assert_eq!(e, TxEffect::None);
+                assert_eq!(tx_effect_lexed(sql), e, "{sql:?}");
+            }
+        }
+        assert_eq!(no_tx_effect(b"UPDATE t SET a = 1;"), Some(TxEffect::None));
+        assert_eq!(no_tx_effect(b"COMMIT"), None);
+        assert_eq!(no_tx_effect(b"SELECT 1; COMMIT"), None);
+        assert_eq!(no_tx_effect(b"/* c */ COMMIT"), None);
     }
 }
