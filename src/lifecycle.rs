@@ -1,11 +1,10 @@
 //! How the process ends: the kinds of shutdown, who asked for one (a signal
-//! or the admin console's SHUTDOWN), and the token sessions watch to close
+//! or the admin console's SHUTDOWN), and the flag sessions check to close
 //! at their next transaction boundary while pgferry drains.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::sync::watch;
-use tokio_util::sync::CancellationToken;
 
 /// How pgferry shuts down, weakest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -23,11 +22,9 @@ pub enum ShutdownKind {
 
 #[derive(Debug)]
 pub struct Lifecycle {
-    /// Cancelled when sessions must close at their next transaction
-    /// boundary (graceful shutdown).
-    pub draining: CancellationToken,
-    /// The same as `draining.is_cancelled()`, readable without the token's
-    /// lock (sessions check it at every transaction).
+    /// Set when sessions must close at their next transaction boundary
+    /// (graceful shutdown); idle sessions are woken through their
+    /// `KillSwitch` (see `App::run`).
     drain_flag: AtomicBool,
     requested: watch::Sender<Option<ShutdownKind>>,
 }
@@ -35,7 +32,6 @@ pub struct Lifecycle {
 impl Default for Lifecycle {
     fn default() -> Self {
         Lifecycle {
-            draining: CancellationToken::new(),
             drain_flag: AtomicBool::new(false),
             requested: watch::Sender::new(None),
         }
@@ -46,7 +42,6 @@ impl Lifecycle {
     /// Sessions close at their next transaction boundary from now on.
     pub fn start_draining(&self) {
         self.drain_flag.store(true, Ordering::Release);
-        self.draining.cancel();
     }
 
     pub fn is_draining(&self) -> bool {

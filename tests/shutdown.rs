@@ -61,6 +61,30 @@ async fn sigterm_lets_open_transactions_commit() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_closes_an_idle_session_mode_client_at_once() {
+    // In session mode an idle client waits inside its held connection's
+    // pump, which the drain must wake too.
+    let c = shared_cluster();
+    fresh_table(c, "sigterm_session");
+    let mut p = Proxy::start(&config(c, "session", 4, "shutdown_timeout = \"20s\""));
+    let busy = connect(&p.url("app", "secret", "app")).await;
+    let idle = connect(&p.url("app", "secret", "app")).await;
+    one(&idle, "SELECT 1").await;
+    busy.batch_execute("BEGIN; INSERT INTO sigterm_session VALUES (1)")
+        .await
+        .unwrap();
+
+    p.signal("TERM");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let err = try_one(&idle, "SELECT 1").await.expect_err("closed");
+    assert!(err.is_closed() || code(&err) == "57P01", "{err:?}");
+    // pgferry is still up for the open transaction, which commits.
+    busy.batch_execute("COMMIT").await.unwrap();
+    wait_exit(&mut p, Duration::from_secs(10)).await;
+    assert_eq!(app_sql(c, 0, "SELECT count(*) FROM sigterm_session"), "1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_timeout_bounds_the_wait_and_sigint_is_immediate() {
     let c = shared_cluster();
     fresh_table(c, "sigterm_timeout");

@@ -1,5 +1,5 @@
-//! How KILL and KILL_CLIENT reach a session: a flag and the session's one
-//! waker. The session checks it at every poll of its pump and while idle,
+//! How KILL, KILL_CLIENT and the shutdown drain reach a session: flags and
+//! the session's one waker. The session checks it at every poll of its pump and while idle,
 //! so it must cost a couple of atomics, not a lock (a cancellation token's
 //! wait future locks on every poll and on drop).
 
@@ -25,51 +25,45 @@ impl KillSwitch {
         self.waker.wake();
     }
 
-    /// pgferry started draining: wakes the session if it waits idle (it
-    /// then sees the drain and closes), without marking it killed. Saves
-    /// every idle session watching the drain token itself.
+    /// pgferry started draining (`Lifecycle::start_draining`): wakes the
+    /// session so that, if idle, it sees the drain and closes; it is not
+    /// marked killed.
     pub fn drain(&self) {
         self.drained.store(true, Ordering::Release);
         self.waker.wake();
-    }
-
-    /// Completes once killed or drained.
-    pub fn woken(&self) -> impl Future<Output = ()> + '_ {
-        std::future::poll_fn(|cx| {
-            let done = || self.is_killed() || self.drained.load(Ordering::Acquire);
-            if done() {
-                return Poll::Ready(());
-            }
-            self.waker.register(cx.waker());
-            if done() {
-                Poll::Ready(())
-            } else {
-                Poll::Pending
-            }
-        })
     }
 
     pub fn is_killed(&self) -> bool {
         self.killed.load(Ordering::Acquire)
     }
 
-    /// Ready once killed; otherwise the task is woken by `kill`.
+    fn is_woken(&self) -> bool {
+        self.is_killed() || self.drained.load(Ordering::Acquire)
+    }
+
+    /// Ready once killed; otherwise the task is woken by `kill` or `drain`
+    /// (the pump checks the shutdown drain itself, `Lifecycle::is_draining`,
+    /// when its client is idle).
     pub fn poll_killed(&self, cx: &mut Context<'_>) -> Poll<()> {
-        if self.is_killed() {
+        self.poll_until(cx, Self::is_killed)
+    }
+
+    fn poll_until(&self, cx: &mut Context<'_>, done: fn(&Self) -> bool) -> Poll<()> {
+        if done(self) {
             return Poll::Ready(());
         }
         self.waker.register(cx.waker());
-        // A kill between the check and the registration woke nobody.
-        if self.is_killed() {
+        // A kill or drain between the check and the registration woke nobody.
+        if done(self) {
             Poll::Ready(())
         } else {
             Poll::Pending
         }
     }
 
-    /// Completes once killed.
-    pub fn killed(&self) -> impl Future<Output = ()> + '_ {
-        std::future::poll_fn(|cx| self.poll_killed(cx))
+    /// Completes once killed or drained.
+    pub fn woken(&self) -> impl Future<Output = ()> + '_ {
+        std::future::poll_fn(|cx| self.poll_until(cx, Self::is_woken))
     }
 }
 
@@ -85,7 +79,7 @@ mod tests {
         assert!(!k.is_killed());
         let waiter = {
             let k = k.clone();
-            tokio::spawn(async move { k.killed().await })
+            tokio::spawn(async move { k.woken().await })
         };
         tokio::time::sleep(Duration::from_millis(20)).await;
         assert!(!waiter.is_finished());
@@ -96,7 +90,7 @@ mod tests {
             .expect("no panic");
         assert!(k.is_killed());
         // Already killed: ready at once.
-        k.killed().await;
+        k.woken().await;
     }
 
     #[tokio::test]

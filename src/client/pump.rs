@@ -16,7 +16,6 @@ use std::task::{Context, Poll};
 use bytes::{Buf, BytesMut};
 use tokio::io::AsyncWrite;
 use tokio_util::io::poll_read_buf;
-use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use super::io::ClientIo;
 use std::collections::VecDeque;
@@ -203,8 +202,9 @@ pub struct Pump<'a> {
     /// `query_timeout` / `idle_transaction_timeout` (None: both off).
     timeouts: Option<Timeouts>,
     /// Held connections (session mode, pinned clients): ends an idle
-    /// client's session when pgferry drains for shutdown.
-    drain: Option<Pin<&'a mut WaitForCancellationFutureOwned>>,
+    /// client's session when pgferry drains for shutdown (the drain wakes
+    /// the pump through the client's kill switch).
+    drain: Option<&'a crate::lifecycle::Lifecycle>,
     /// Transaction/statement mode: the client's named statements, shared
     /// across server connections (see `prepared`).
     stmts: Option<&'a mut ClientStatements>,
@@ -343,9 +343,9 @@ impl<'a> Pump<'a> {
         }
     }
 
-    /// Ends the pump with `Outcome::ShuttingDown` when `drain` completes
-    /// while the client is idle.
-    pub fn draining(&mut self, drain: Pin<&'a mut WaitForCancellationFutureOwned>) {
+    /// Ends the pump with `Outcome::ShuttingDown` once pgferry drains and
+    /// the client is idle.
+    pub fn draining(&mut self, drain: &'a crate::lifecycle::Lifecycle) {
         self.drain = Some(drain);
     }
 
@@ -599,10 +599,8 @@ impl<'a> Pump<'a> {
             Phase::Idle
         };
         if phase == Phase::Idle {
-            if let Some(drain) = self.drain.as_mut() {
-                if drain.as_mut().poll(cx).is_ready() {
-                    return Some(Outcome::ShuttingDown);
-                }
+            if self.drain.is_some_and(|l| l.is_draining()) {
+                return Some(Outcome::ShuttingDown);
             }
         }
         let t = self.timeouts.as_mut()?;

@@ -2,12 +2,9 @@
 //! the primary's pool, lets the pump forward until a release point, and
 //! answers locally when no server can take the work.
 
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use bytes::{Buf, BytesMut};
 
@@ -93,9 +90,6 @@ pub struct Session {
     pub(super) held: Option<Pooled>,
     /// Statement-sharing buffers and traffic counters; None until the first request.
     pub(super) busy: Option<Box<super::pump::Busy>>,
-    /// Completes when pgferry drains for shutdown; made on first use by a
-    /// held connection (one allocation per such session).
-    pub(super) drain: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
     pub(super) sbuf: BytesMut,
     /// Discard client messages up to the next Sync (an error was already
     /// reported for the batch they belong to).
@@ -232,7 +226,6 @@ impl Session {
             key,
             track: Tracker::default(),
             held: None,
-            drain: None,
             busy: None,
             sbuf: BytesMut::new(),
             discard_until_sync: false,
@@ -589,10 +582,7 @@ impl Session {
         let knobs = &*self.knobs;
         let held = self.mode == PoolMode::Session || self.replay.unreplayable.is_some();
         if held {
-            let drain = self.drain.get_or_insert_with(|| {
-                Box::pin(self.state.lifecycle.draining.clone().cancelled_owned())
-            });
-            pump.draining(drain.as_mut());
+            pump.draining(&self.state.lifecycle);
         }
         // (Configured in place: the pump is a few hundred bytes, and each
         // by-value builder step was a copy of it.)
