@@ -73,12 +73,8 @@ impl ClientIo {
         if !self.rbuf.is_empty() {
             return Ok(());
         }
-        super::spare::give(&mut self.rbuf);
-        super::spare::give(&mut self.wbuf);
+        self.release_empty();
         super::spare::give(extra);
-        if self.wbuf.is_empty() {
-            self.wbuf = BytesMut::new();
-        }
         let Stream::Plain(tcp) = &self.stream else {
             return Ok(());
         };
@@ -123,15 +119,11 @@ impl ClientIo {
         }
     }
 
-    /// Drops both buffers if they are empty (a client that just logged in
-    /// and has nothing pipelined).
+    /// Gives back both buffers if they are empty (a client that just
+    /// logged in and has nothing pipelined); see `spare`.
     pub fn release_empty(&mut self) {
-        if self.rbuf.is_empty() {
-            self.rbuf = BytesMut::new();
-        }
-        if self.wbuf.is_empty() {
-            self.wbuf = BytesMut::new();
-        }
+        super::spare::give(&mut self.rbuf);
+        super::spare::give(&mut self.wbuf);
     }
 
     /// Whether the client connection is encrypted.

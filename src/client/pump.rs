@@ -598,10 +598,8 @@ impl<'a> Pump<'a> {
         } else {
             Phase::Idle
         };
-        if phase == Phase::Idle {
-            if self.drain.is_some_and(|l| l.is_draining()) {
-                return Some(Outcome::ShuttingDown);
-            }
+        if phase == Phase::Idle && self.drain.is_some_and(|l| l.is_draining()) {
+            return Some(Outcome::ShuttingDown);
         }
         let t = self.timeouts.as_mut()?;
         if t.phase != phase {

@@ -40,10 +40,10 @@ pub fn give(buf: &mut BytesMut) {
         return;
     }
     let mut b = std::mem::take(buf);
-    if b.capacity() < READ_CHUNK {
-        // Reclaims the room of bytes already consumed (in place: the
-        // buffer is empty and nobody else holds it).
-        b.reserve(READ_CHUNK);
+    // Room of bytes already consumed is reclaimed in place; a buffer that
+    // was never that big (a login buffer) is simply freed.
+    if b.capacity() < READ_CHUNK && !b.try_reclaim(READ_CHUNK) {
+        return;
     }
     if b.capacity() <= MAX_KEPT {
         SPARE.with(|s| {
