@@ -242,8 +242,6 @@ pub struct State {
     pub cancels: Arc<CancelRegistry>,
     /// Key for fake SCRAM salts of unknown users (see ScramSecret::mock).
     pub mock_key: [u8; 32],
-    /// Which function calls make a statement a write for `auto` routing.
-    policy: ArcSwap<FunctionPolicy>,
     /// What sessions read on every request, rebuilt with each config.
     knobs: ArcSwap<Knobs>,
     /// TLS acceptor and connector; `tls.reload(..)` swaps certificates
@@ -302,7 +300,6 @@ impl State {
     ) -> Result<State, TlsError> {
         let config = Arc::new(config);
         let tls = Arc::new(TlsState::new(&config.tls)?);
-        let policy = function_policy(&config.proxy);
         let users = build_users(&config, &file_users);
         let passthrough: HashMap<String, Arc<PassThrough>> = users
             .values()
@@ -337,7 +334,7 @@ impl State {
             config.proxy.auth_failure_delay,
             config.proxy.auth_failure_max_delay,
         );
-        let knobs = Knobs::new(&config, Arc::new(policy.clone()));
+        let knobs = Knobs::new(&config);
         Ok(State {
             config: ArcSwap::new(config),
             users: ArcSwap::from_pointee(users),
@@ -349,7 +346,6 @@ impl State {
             cancels: Arc::new(CancelRegistry::default()),
             mock_key,
             knobs: ArcSwap::from_pointee(knobs),
-            policy: ArcSwap::from_pointee(policy),
             tls,
             pins: Mutex::new(HashMap::new()),
             user_limits: Mutex::new(user_limits),
@@ -381,11 +377,6 @@ impl State {
         self.databases.load().get(name).cloned()
     }
 
-    /// Which function calls make a statement a write for `auto` routing.
-    pub fn policy(&self) -> Guard<Arc<FunctionPolicy>> {
-        self.policy.load()
-    }
-
     /// The settings sessions read per request (see [`Knobs`]).
     pub fn knobs(&self) -> Arc<Knobs> {
         self.knobs.load_full()
@@ -403,10 +394,7 @@ impl State {
         users: HashMap<String, UserAuth>,
         databases: HashMap<String, Arc<Database>>,
     ) {
-        let policy = Arc::new(function_policy(&config.proxy));
-        self.knobs
-            .store(Arc::new(Knobs::new(&config, policy.clone())));
-        self.policy.store(policy);
+        self.knobs.store(Arc::new(Knobs::new(&config)));
         self.users.store(Arc::new(users));
         self.databases.store(Arc::new(databases));
         self.config.store(Arc::new(config));
@@ -490,11 +478,12 @@ pub struct Knobs {
     pub idle_transaction_timeout: std::time::Duration,
     pub server_connect_timeout: std::time::Duration,
     pub max_prepared_statements: usize,
-    pub policy: Arc<FunctionPolicy>,
+    /// Which function calls make a statement a write for `auto` routing.
+    pub policy: FunctionPolicy,
 }
 
 impl Knobs {
-    fn new(config: &Config, policy: Arc<FunctionPolicy>) -> Knobs {
+    fn new(config: &Config) -> Knobs {
         let p = &config.proxy;
         Knobs {
             max_message_size: p.max_message_size,
@@ -504,7 +493,7 @@ impl Knobs {
             idle_transaction_timeout: p.idle_transaction_timeout,
             server_connect_timeout: p.server_connect_timeout,
             max_prepared_statements: p.max_prepared_statements,
-            policy,
+            policy: function_policy(p),
         }
     }
 }
