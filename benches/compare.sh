@@ -20,6 +20,8 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
+# shellcheck source=benches/lib.sh
+. benches/lib.sh
 
 ROUNDS="${ROUNDS:-3}"
 DURATION="${DURATION:-10}"
@@ -60,28 +62,6 @@ PG_BIN="${PG_BIN:-/usr/lib/postgresql/15/bin}"
 PGBENCH="$PG_BIN/pgbench"
 PSQL="$PG_BIN/psql"
 PGBOUNCER="$(command -v pgbouncer || echo /usr/sbin/pgbouncer)"
-
-as_pg() {
-    if [ "$(id -u)" = 0 ]; then
-        (cd / && runuser -u postgres -- "$@")
-    else
-        "$@"
-    fi
-}
-
-wait_port() { # wait_port PORT SECONDS PID
-    local port="$1" secs="$2" pid="${3:-}" i
-    for ((i = 0; i < secs * 10; i++)); do
-        if (exec 9<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-            return 0
-        fi
-        if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then
-            return 1
-        fi
-        sleep 0.1
-    done
-    return 1
-}
 
 if [ "$SKIP_PGFERRY" != 1 ]; then
     log "cargo build --release"
@@ -171,7 +151,7 @@ fi
 # ------------------------------------------------------------------ pgferry
 if [ "$SKIP_PGFERRY" != 1 ]; then
     FPORT="$(scripts/pgcluster free-port)"
-    hosts_toml="$(printf '%s\n' "$PGCLUSTER_HOSTS" | tr ',' '\n' | sed 's/.*/"&"/' | paste -sd, - | sed 's/,/, /g')"
+    hosts_toml="$(toml_hosts "$PGCLUSTER_HOSTS")"
     cat >"$CLUSTER_DIR/pgferry.toml" <<EOF
 [proxy]
 listen = "127.0.0.1:$FPORT"

@@ -44,6 +44,8 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
+# shellcheck source=benches/lib.sh
+. benches/lib.sh
 
 DURATION="${DURATION:-30}"
 DURATION="${DURATION%s}"
@@ -94,33 +96,11 @@ PGBENCH="$PG_BIN/pgbench"
 PSQL="$PG_BIN/psql"
 PGBOUNCER="$(command -v pgbouncer || echo /usr/sbin/pgbouncer)"
 
-as_pg() {
-    if [ "$(id -u)" = 0 ]; then
-        (cd / && runuser -u postgres -- "$@")
-    else
-        "$@"
-    fi
-}
-
 now_ms() { date +%s%3N; }
 ms_to_s() { printf '%d.%03d' $(($1 / 1000)) $(($1 % 1000)); }
 sleep_until_ms() { # sleep_until_ms EPOCH_MS
     local d=$(($1 - $(now_ms)))
     if [ "$d" -gt 0 ]; then sleep "$(ms_to_s "$d")"; fi
-}
-
-wait_port() { # wait_port PORT SECONDS [PID]
-    local port="$1" secs="$2" pid="${3:-}" i
-    for ((i = 0; i < secs * 10; i++)); do
-        if (exec 9<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-            return 0
-        fi
-        if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then
-            return 1
-        fi
-        sleep 0.1
-    done
-    return 1
 }
 
 # ------------------------------------------------------------------ pgferry binary
@@ -311,7 +291,7 @@ EOF
     else
         port="$(scripts/pgcluster free-port)"
         local hosts_toml cfg="$CLUSTER_DIR/pgferry.toml" opt key check
-        hosts_toml="$(printf '%s\n' "$PGCLUSTER_HOSTS" | tr ',' '\n' | sed 's/.*/"&"/' | paste -sd, - | sed 's/,/, /g')"
+        hosts_toml="$(toml_hosts "$PGCLUSTER_HOSTS")"
         local -a optional=('health_interval = "200ms"' 'failover_timeout = "30s"') accepted=()
         write_cfg() {
             {

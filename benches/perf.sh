@@ -36,6 +36,8 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
+# shellcheck source=benches/lib.sh
+. benches/lib.sh
 
 if [ "${QUICK:-0}" = 1 ]; then
     ROUNDS="${ROUNDS:-2}"
@@ -67,28 +69,6 @@ PGBOUNCER="$(command -v pgbouncer || echo /usr/sbin/pgbouncer)"
 CLK_TCK="$(getconf CLK_TCK)"
 # 1000 pgbench clients, 10k idle clients: every process here needs the fds.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-
-as_pg() {
-    if [ "$(id -u)" = 0 ]; then
-        (cd / && runuser -u postgres -- "$@")
-    else
-        "$@"
-    fi
-}
-
-wait_port() { # wait_port PORT SECONDS [PID]
-    local port="$1" secs="$2" pid="${3:-}" i
-    for ((i = 0; i < secs * 10; i++)); do
-        if (exec 9<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-            return 0
-        fi
-        if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then
-            return 1
-        fi
-        sleep 0.1
-    done
-    return 1
-}
 
 cpu_ticks() { # utime + stime of a process (all threads), in clock ticks
     awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"
@@ -166,7 +146,7 @@ EOF
 start_pgferry() { # start_pgferry NAME AUTH_METHOD MAX_CLIENTS -> sets FPORT_<NAME>, FPID_<NAME>
     local name="$1" auth="$2" maxc="$3" cfg="$CLUSTER_DIR/pgferry-$1.toml" port pid hosts
     port="$(scripts/pgcluster free-port)"
-    hosts="$(printf '%s\n' "$PGCLUSTER_HOSTS" | tr ',' '\n' | sed 's/.*/"&"/' | paste -sd, -)"
+    hosts="$(toml_hosts "$PGCLUSTER_HOSTS")"
     cat >"$cfg" <<EOF
 [proxy]
 listen = "127.0.0.1:$port"

@@ -20,6 +20,8 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
+# shellcheck source=benches/lib.sh
+. benches/lib.sh
 
 CLIENTS="${CLIENTS:-10}"
 WORKLOAD="${WORKLOAD--S}"
@@ -48,12 +50,13 @@ cleanup() {
 trap cleanup EXIT
 
 eval "$(scripts/pgcluster start --replicas 2 --owner-pid $$)"
+# shellcheck disable=SC2153 # set by the eval above
 CLUSTER_DIR="$PGCLUSTER_DIR"
 export PGPASSWORD=secret PGUSER=app PGHOST=127.0.0.1 PGSSLMODE=disable
 "$PG_BIN/pgbench" -i -q -s 1 -p "$PGCLUSTER_PRIMARY_PORT" -d app >/dev/null 2>&1
 
 PORT="$(scripts/pgcluster free-port)"
-HOSTS="$(printf '%s\n' "$PGCLUSTER_HOSTS" | tr ',' '\n' | sed 's/.*/"&"/' | paste -sd, -)"
+HOSTS="$(toml_hosts "$PGCLUSTER_HOSTS")"
 CFG="$CLUSTER_DIR/pgferry-callgrind.toml"
 cat >"$CFG" <<EOF
 [proxy]
@@ -80,10 +83,10 @@ for mode in "${modes[@]}"; do
     valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$out" \
         "$BIN" --config "$CFG" >"$CLUSTER_DIR/pgferry-callgrind-$mode.log" 2>&1 &
     VPID=$!
-    for _ in $(seq 1 300); do
-        (exec 9<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break
-        sleep 0.1
-    done
+    wait_port "$PORT" 30 "$VPID" || {
+        log "pgferry under valgrind does not listen (see $CLUSTER_DIR/pgferry-callgrind-$mode.log)"
+        exit 1
+    }
     # shellcheck disable=SC2086 # WORKLOAD is a list of pgbench flags
     bench() { "$PG_BIN/pgbench" -n $WORKLOAD -M "$mode" -c "$CLIENTS" -j 2 -t "$1" -p "$PORT" -d app; }
     bench 100 >/dev/null 2>&1
@@ -94,9 +97,9 @@ for mode in "${modes[@]}"; do
     wait "$VPID" 2>/dev/null || true
     VPID=""
     ir="$(awk '/^totals:/ { print $2 }' "$out")"
-    [ -n "$done_tx" ] && [ "$done_tx" -gt 0 ] && [ -n "$ir" ] || {
+    if [ -z "$done_tx" ] || [ "$done_tx" -eq 0 ] || [ -z "$ir" ]; then
         log "no result for $mode (see $CLUSTER_DIR/pgferry-callgrind-$mode.log)"
         exit 1
-    }
+    fi
     printf '| %s | %s | %s | %s | %s |\n' "$mode" "${WORKLOAD:-tpcb-like}" "$CLIENTS" "$done_tx" "$((ir / done_tx))"
 done
