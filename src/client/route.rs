@@ -150,11 +150,10 @@ pub fn facts(text: Option<&str>, policy: &FunctionPolicy) -> BatchFacts {
             tx: TxEffect::None,
         };
     };
-    let (verdict, tx) = classify::classify_with_tx(text, policy);
     BatchFacts {
         hint: classify::route_hint(text),
-        verdict,
-        tx,
+        verdict: classify::classify(text, policy),
+        tx: classify::tx_effect(text),
     }
 }
 

@@ -349,61 +349,42 @@ fn ident_matches(id: Ident<'_>, pattern: &[u8], fold_quoted: bool) -> bool {
 /// Classifies one simple-protocol `Query` string or one `Parse` statement
 /// text. See the module documentation for the rules.
 pub fn classify(sql: &str, policy: &FunctionPolicy) -> Verdict {
-    classify_pass(sql, policy, true).0
+    classify_pass(sql, policy, true)
 }
 
 /// [`classify`] without the plain-SELECT shortcut (`fast`): what the fuzz
 /// target compares the shortcut against.
 #[cfg(any(test, feature = "fuzzing"))]
 pub fn classify_lexed(sql: &str, policy: &FunctionPolicy) -> Verdict {
-    classify_pass(sql, policy, false).0
+    classify_pass(sql, policy, false)
 }
 
-/// [`classify`] and [`tx_effect`] together, lexing the text once when it can:
-/// the classifier's pass sees the first word of every statement, so a text
-/// it read to the end without a transaction keyword at any statement start
-/// has no transaction effect. Anything else (a write that stopped the
-/// classifier early, a BEGIN/COMMIT...) takes the full `tx_effect` pass.
-pub fn classify_with_tx(sql: &str, policy: &FunctionPolicy) -> (Verdict, TxEffect) {
-    match classify_pass(sql, policy, true) {
-        (verdict, true) => (verdict, TxEffect::None),
-        (verdict, false) => (verdict, tx_effect(sql)),
-    }
-}
-
-/// The verdict, and whether the standard-strings pass read the whole text
-/// and found no statement starting with a transaction keyword. `shortcut`:
-/// a plain single SELECT is recognised without the lexer (see `fast`).
-fn classify_pass(sql: &str, policy: &FunctionPolicy, shortcut: bool) -> (Verdict, bool) {
+/// The verdict. `shortcut`: a plain single SELECT is recognised without the
+/// lexer (see `fast`).
+fn classify_pass(sql: &str, policy: &FunctionPolicy, shortcut: bool) -> Verdict {
     let src = sql.trim_end_matches('\0').as_bytes();
     if src.contains(&0) {
-        return (Verdict::Write, false);
+        return Verdict::Write;
     }
     if shortcut {
         if let Some(v) = fast::simple_select(src) {
-            // One SELECT: no transaction effect.
-            return (v, src.len() == sql.len());
+            return v;
         }
     }
     let mut lexer = Lexer::new(src, true);
-    let mut tx_free = true;
-    let verdict = match classify_text(&mut lexer, policy, &mut tx_free) {
+    match classify_text(&mut lexer, policy) {
         Ok(true) if lexer.plain_backslash => {
             // Ambiguous under standard_conforming_strings = off: both
             // readings must agree that the text is read-only.
             let mut legacy = Lexer::new(src, false);
-            match classify_text(&mut legacy, policy, &mut true) {
+            match classify_text(&mut legacy, policy) {
                 Ok(true) => Verdict::ReadOnly,
                 _ => Verdict::Write,
             }
         }
         Ok(true) => Verdict::ReadOnly,
-        Ok(false) | Err(LexError) => {
-            tx_free = false;
-            Verdict::Write
-        }
-    };
-    (verdict, tx_free && src.len() == sql.len())
+        Ok(false) | Err(LexError) => Verdict::Write,
+    }
 }
 
 /// The routing hint comment at the very start of `sql` (after optional
@@ -468,33 +449,13 @@ pub fn tx_effect_lexed(sql: &str) -> TxEffect {
 // Statement-level rules
 // ---------------------------------------------------------------------------
 
-/// `tx_free` is cleared when a statement starts with a keyword that may
-/// change transaction state (see [`tx_effect`]).
-fn classify_text(
-    lexer: &mut Lexer<'_>,
-    policy: &FunctionPolicy,
-    tx_free: &mut bool,
-) -> Result<bool, LexError> {
+fn classify_text(lexer: &mut Lexer<'_>, policy: &FunctionPolicy) -> Result<bool, LexError> {
     let mut seen_statement = false;
     loop {
         let first = lexer.next_token()?;
         match first {
             Tok::Eof => return Ok(seen_statement),
             Tok::Semi => continue,
-            Tok::Word
-                if matches!(
-                    keyword(lexer.text()),
-                    Kw::Begin
-                        | Kw::Start
-                        | Kw::Commit
-                        | Kw::End
-                        | Kw::Rollback
-                        | Kw::Abort
-                        | Kw::Prepare
-                ) =>
-            {
-                *tx_free = false;
-            }
             _ => {}
         }
         seen_statement = true;
