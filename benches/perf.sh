@@ -31,7 +31,9 @@
 #   SCENARIOS="latency matrix prepared route ryw tail strace memory"  (any subset)
 #   RESULTS_DIR=benches/results  DOC=docs/benchmarks.md (DOC= to skip writing it)
 #   FEATURES=  cargo features of the pgferry build (e.g. mimalloc, jemalloc)
-#   WORKERS=   pgferry's [proxy] workers (default: its own default, one per core)
+#   WORKERS=   pgferry's [proxy] workers (default: its own default, 1)
+#   CACHE_UNNAMED=true  pgferry's [proxy] cache_unnamed_statements (off in pgferry's own
+#              defaults; on here because issue #8's extended-protocol target is about it)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -155,6 +157,7 @@ default_pool_size = $POOL_SIZE
 max_client_conn = $maxc
 auth_method = "$auth"
 ${WORKERS:+workers = $WORKERS}
+cache_unnamed_statements = ${CACHE_UNNAMED:-true}
 
 [[users]]
 name = "app"
@@ -315,4 +318,4 @@ python3 benches/report.py --results "$RESULTS_DIR" --doc "$DOC" \
     --meta "pgbouncer=$("$PGBOUNCER" --version 2>/dev/null | head -n 1)" \
     --meta "rounds=$ROUNDS" --meta "duration=$DURATION" --meta "scale=$SCALE" \
     --meta "pool=$POOL_SIZE" --meta "threads=$THREADS" --meta "idle=$IDLE_CLIENTS" \
-    --meta "tail=$TAIL_CLIENTS" --meta "features=${FEATURES:-none}" --meta "workers=${WORKERS:-default}"
+    --meta "tail=$TAIL_CLIENTS" --meta "features=${FEATURES:-none}" --meta "workers=${WORKERS:-default}" --meta "cache_unnamed_statements=${CACHE_UNNAMED:-true}"

@@ -15,6 +15,7 @@
 #   callgrind_annotate (e.g. `callgrind_annotate --inclusive=yes FILE`).
 # Environment: CLIENTS=10 TX=1000 (per client) RESULTS_DIR=benches/results/callgrind
 #   WORKLOAD=-S (pgbench's select-only script; WORKLOAD= runs the TPC-B-like one)
+#   CACHE_UNNAMED=false ([proxy] cache_unnamed_statements; matters for `extended`)
 # Needs valgrind (scripts/install-deps installs it).
 set -euo pipefail
 
@@ -65,6 +66,7 @@ pool_mode = "transaction"
 default_pool_size = 20
 auth_method = "trust"
 workers = 1
+cache_unnamed_statements = ${CACHE_UNNAMED:-false}
 
 [[users]]
 name = "app"

@@ -478,6 +478,7 @@ pub struct Knobs {
     pub idle_transaction_timeout: std::time::Duration,
     pub server_connect_timeout: std::time::Duration,
     pub max_prepared_statements: usize,
+    pub cache_unnamed_statements: bool,
     /// Which function calls make a statement a write for `auto` routing.
     pub policy: FunctionPolicy,
 }
@@ -493,6 +494,7 @@ impl Knobs {
             idle_transaction_timeout: p.idle_transaction_timeout,
             server_connect_timeout: p.server_connect_timeout,
             max_prepared_statements: p.max_prepared_statements,
+            cache_unnamed_statements: p.cache_unnamed_statements,
             policy: function_policy(p),
         }
     }

@@ -513,3 +513,177 @@ async fn copy_after_a_flushed_read_batch_runs_on_the_primary() {
     assert_eq!((err, tags), (None, vec!["COPY 1".to_owned()]));
     assert_eq!(app_sql(c, 0, "SELECT count(*) FROM flushed_copy"), "1");
 }
+
+/// Reads to ReadyForQuery: every message tag, and the first column of
+/// each data row as text.
+async fn answers(r: &mut Raw) -> (String, Vec<String>) {
+    let mut tags = String::new();
+    let mut values = Vec::new();
+    while let Some((tag, body)) = r.recv(Duration::from_secs(10)).await {
+        tags.push(tag as char);
+        match tag {
+            b'D' => {
+                let len = i32::from_be_bytes([body[2], body[3], body[4], body[5]]);
+                values.push(String::from_utf8_lossy(&body[6..6 + len as usize]).into_owned());
+            }
+            b'E' => values.push(field(&body, b'C')),
+            b'Z' => return (tags, values),
+            _ => {}
+        }
+    }
+    panic!("no ReadyForQuery after {tags:?}");
+}
+
+fn unnamed_batch(sql: &str, param: &str) -> Vec<u8> {
+    let mut m = parse_msg("", sql);
+    m.extend_from_slice(&bind_exec_sync("", &[param]));
+    m
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cache_unnamed_statements_keeps_unnamed_statements_prepared() {
+    let c = shared_cluster();
+    let p = Proxy::start(&config(
+        c,
+        "transaction",
+        1,
+        "auth_method = \"trust\"\ncache_unnamed_statements = true",
+    ));
+    let mut a = raw_login_trust(p.port).await;
+    let mut b = raw_login_trust(p.port).await;
+    let sql = "SELECT $1::int + 1";
+    // The first Parse prepares the statement on the (only) server
+    // connection; later ones, from either client, find it there. The
+    // client sees Postgres' answers in Postgres' order either way.
+    for i in 0..4 {
+        let r = if i % 2 == 0 { &mut a } else { &mut b };
+        r.send(&unnamed_batch(sql, &i.to_string())).await;
+        assert_eq!(
+            answers(r).await,
+            ("12DCZ".to_owned(), vec![(i + 1).to_string()]),
+            "round {i}"
+        );
+    }
+    // Pipelined batches: each ParseComplete in front of its own answers.
+    let mut m = Vec::new();
+    for i in 10..13 {
+        m.extend_from_slice(&unnamed_batch(sql, &i.to_string()));
+    }
+    a.send(&m).await;
+    for i in 10..13 {
+        assert_eq!(
+            answers(&mut a).await,
+            ("12DCZ".to_owned(), vec![(i + 1).to_string()])
+        );
+    }
+    // Errors at Bind and at Execute come after the ParseComplete, as on
+    // Postgres, and the statement stays usable.
+    a.send(&unnamed_batch(sql, "x")).await;
+    assert_eq!(
+        answers(&mut a).await,
+        ("1EZ".to_owned(), vec!["22P02".to_owned()])
+    );
+    a.send(&unnamed_batch("SELECT 10 / $1::int", "0")).await;
+    let (tags, codes) = answers(&mut a).await;
+    assert!(tags.starts_with('1') && tags.ends_with("EZ"), "{tags}");
+    assert_eq!(codes, vec!["22012".to_owned()]);
+    a.send(&unnamed_batch("SELECT 10 / $1::int", "5")).await;
+    assert_eq!(
+        answers(&mut a).await,
+        ("12DCZ".to_owned(), vec!["2".to_owned()])
+    );
+
+    // Parse then Flush: the client waits for its ParseComplete before the
+    // rest (the server must send one: nothing else will follow yet).
+    for _ in 0..2 {
+        let mut m = parse_msg("", sql);
+        m.extend_from_slice(&message(b'H', b""));
+        a.send(&m).await;
+        assert_eq!(
+            a.recv(Duration::from_secs(10)).await.map(|m| m.0),
+            Some(b'1')
+        );
+        a.send(&bind_exec_sync("", &["41"])).await;
+        assert_eq!(
+            answers(&mut a).await,
+            ("2DCZ".to_owned(), vec!["42".to_owned()])
+        );
+    }
+    // Describe of the unnamed statement, and Bind without a new Parse.
+    let mut m = parse_msg("", "SELECT $1::int AS x");
+    m.extend_from_slice(&message(b'D', b"S\0"));
+    m.extend_from_slice(&message(b'S', b""));
+    a.send(&m).await;
+    assert_eq!(answers(&mut a).await.0, "1tTZ");
+    a.send(&bind_exec_sync("", &["6"])).await;
+    assert_eq!(
+        answers(&mut a).await,
+        ("2DCZ".to_owned(), vec!["6".to_owned()])
+    );
+
+    // On the server it is a shared named statement.
+    a.send(&query_msg("BEGIN")).await;
+    assert_eq!(tags_until_ready(&mut a).await.2, b'T');
+    a.send(&unnamed_batch(sql, "1")).await;
+    answers(&mut a).await;
+    a.send(&query_msg(
+        "SELECT count(*) FROM pg_prepared_statements WHERE name LIKE 'pgf_%' AND statement = 'SELECT $1::int + 1'",
+    ))
+    .await;
+    assert_eq!(answers(&mut a).await.1, vec!["1".to_owned()]);
+    a.send(&query_msg("COMMIT")).await;
+    tags_until_ready(&mut a).await;
+
+    // A simple Query drops the unnamed statement, as on Postgres; so does
+    // its Close.
+    a.send(&unnamed_batch(sql, "1")).await;
+    answers(&mut a).await;
+    a.send(&query_msg("SELECT 1")).await;
+    answers(&mut a).await;
+    a.send(&bind_exec_sync("", &["1"])).await;
+    assert_eq!(answers(&mut a).await.1, vec!["26000".to_owned()]);
+    a.send(&unnamed_batch(sql, "1")).await;
+    answers(&mut a).await;
+    let mut m = message(b'C', b"S\0");
+    m.extend_from_slice(&message(b'S', b""));
+    a.send(&m).await;
+    assert_eq!(answers(&mut a).await.0, "3Z");
+    a.send(&bind_exec_sync("", &["1"])).await;
+    assert_eq!(answers(&mut a).await.1, vec!["26000".to_owned()]);
+
+    // A syntax error is Postgres' own, and the client carries on.
+    let mut m = parse_msg("", "SELEC 1");
+    m.extend_from_slice(&message(b'S', b""));
+    a.send(&m).await;
+    assert_eq!(
+        answers(&mut a).await,
+        ("EZ".to_owned(), vec!["42601".to_owned()])
+    );
+    a.send(&unnamed_batch(sql, "2")).await;
+    assert_eq!(
+        answers(&mut a).await,
+        ("12DCZ".to_owned(), vec!["3".to_owned()])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unnamed_statements_stay_unnamed_by_default() {
+    let c = shared_cluster();
+    let p = Proxy::start(&config(c, "transaction", 1, "auth_method = \"trust\""));
+    let mut a = raw_login_trust(p.port).await;
+    a.send(&query_msg("BEGIN")).await;
+    tags_until_ready(&mut a).await;
+    for i in 0..3 {
+        a.send(&unnamed_batch("SELECT $1::int + 1", &i.to_string()))
+            .await;
+        assert_eq!(
+            answers(&mut a).await,
+            ("12DCZ".to_owned(), vec![(i + 1).to_string()])
+        );
+    }
+    a.send(&query_msg(
+        "SELECT count(*) FROM pg_prepared_statements WHERE statement = 'SELECT $1::int + 1'",
+    ))
+    .await;
+    assert_eq!(answers(&mut a).await.1, vec!["0".to_owned()]);
+}

@@ -68,6 +68,10 @@ fn entries(p: &ProxyConfig) -> Vec<(&'static str, String)> {
             "max_prepared_statements",
             p.max_prepared_statements.to_string(),
         ),
+        (
+            "cache_unnamed_statements",
+            p.cache_unnamed_statements.to_string(),
+        ),
         ("route", r.route.to_string()),
         ("max_replica_lag", dur(r.max_replica_lag)),
         (

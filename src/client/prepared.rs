@@ -6,6 +6,11 @@
 //! lacks a statement gets it prepared just before use (its ParseComplete is
 //! hidden from the client); each connection keeps at most
 //! `max_prepared_statements`, closing the least recently prepared.
+//!
+//! With `cache_unnamed_statements` a client's unnamed statement is kept the
+//! same way, under the name its text and types give it: a repeated
+//! Parse/Bind/Execute of the same text then skips Postgres' parse and, once
+//! the plan is cached, its planning too.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,7 +23,16 @@ use crate::protocol::frame;
 #[derive(Debug, Default)]
 pub struct ClientStatements {
     map: HashMap<String, Arc<Prepared>>,
+    /// With `cache_unnamed_statements`: the client's unnamed statement, as a
+    /// shared one (gone, like on Postgres, at the next simple Query).
+    unnamed: Option<Arc<Prepared>>,
+    /// Unnamed statements parsed lately, so a text the client repeats costs
+    /// no allocation.
+    recent: Vec<Arc<Prepared>>,
 }
+
+/// Unnamed statements remembered per client for reuse.
+const RECENT_UNNAMED: usize = 16;
 
 #[derive(Debug)]
 pub struct Prepared {
@@ -27,9 +41,47 @@ pub struct Prepared {
     pub parse: Bytes,
 }
 
+impl Prepared {
+    /// The Parse body after the statement name: text, NUL, parameter types.
+    fn text_and_types(&self) -> &[u8] {
+        self.parse
+            .get(frame::HEADER_LEN + self.server_name.len() + 1..)
+            .unwrap_or_default()
+    }
+}
+
 impl ClientStatements {
+    /// The statement `name` stands for ("" is the unnamed one, when cached).
     pub fn get(&self, name: &str) -> Option<&Arc<Prepared>> {
+        if name.is_empty() {
+            return self.unnamed.as_ref();
+        }
         self.map.get(name)
+    }
+
+    /// A Parse of the unnamed statement (`frame_bytes`), kept as a shared
+    /// statement; None if malformed.
+    pub fn parse_unnamed(&mut self, frame_bytes: &[u8]) -> Option<Arc<Prepared>> {
+        let body = frame_bytes.get(frame::HEADER_LEN..)?;
+        let (_, rest) = cstr(body)?;
+        let p = match self.recent.iter().position(|p| p.text_and_types() == rest) {
+            Some(i) => self.recent[i].clone(),
+            None => {
+                let p = Arc::new(share(frame_bytes)?);
+                if self.recent.len() >= RECENT_UNNAMED {
+                    self.recent.remove(0);
+                }
+                self.recent.push(p.clone());
+                p
+            }
+        };
+        self.unnamed = Some(p.clone());
+        Some(p)
+    }
+
+    /// The unnamed statement is gone (a simple Query, or its Close).
+    pub fn forget_unnamed(&mut self) {
+        self.unnamed = None;
     }
 
     pub fn insert(&mut self, name: &str, p: Arc<Prepared>) {
@@ -42,6 +94,7 @@ impl ClientStatements {
 
     pub fn clear(&mut self) {
         self.map.clear();
+        self.unnamed = None;
     }
 }
 
@@ -165,6 +218,12 @@ pub fn statement_message(tag: u8, name: &str) -> BytesMut {
         o.put_u8(0);
     })
 }
+
+/// A Parse of an empty unnamed statement: what goes to the server in place
+/// of a client's unnamed Parse whose shared statement the connection has
+/// already. Postgres answers it with the ParseComplete the client expects at
+/// the cost of parsing nothing.
+pub const EMPTY_UNNAMED_PARSE: &[u8] = b"P\0\0\0\x08\0\0\0\0";
 
 /// A statement name no client can have: closing it is a harmless no-op on
 /// the server that still yields the CloseComplete the client expects.

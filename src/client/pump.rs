@@ -49,6 +49,7 @@ pub struct Scratch {
     expect: VecDeque<(u64, u8, bool)>,
     added: Vec<(u64, Arc<Prepared>)>,
     used: Vec<(u64, Arc<Prepared>)>,
+    synth: VecDeque<u64>,
 }
 
 /// What a client needs only once it has work: the statement-sharing
@@ -210,6 +211,8 @@ pub struct Pump<'a> {
     stmts: Option<&'a mut ClientStatements>,
     /// Most statements a server connection keeps.
     stmt_cap: usize,
+    /// `cache_unnamed_statements`: unnamed statements are shared too.
+    cache_unnamed: bool,
     /// Once a named statement is seen, client bytes go through `c_out`
     /// (copied, possibly rewritten) instead of straight from the buffer.
     staging: bool,
@@ -221,6 +224,12 @@ pub struct Pump<'a> {
     added: Vec<(u64, Arc<Prepared>)>,
     /// Statements bound or described in a batch not answered yet.
     used: Vec<(u64, Arc<Prepared>)>,
+    /// Batches whose answers start with a ParseComplete pgferry writes: the
+    /// client's unnamed Parse that opened the batch was not sent, its
+    /// statement being prepared on the connection already.
+    synth: VecDeque<u64>,
+    /// Nothing of the current client batch has been scanned yet.
+    batch_fresh: bool,
     /// Where the buffers above come from and go back to.
     scratch: Option<&'a mut Scratch>,
     c_batches: u64,
@@ -249,6 +258,7 @@ impl<'a> Pump<'a> {
         // (Swapped, not split: splitting even an empty BytesMut turns it
         // into a shared one, an allocation per transaction.)
         let s_scanned = io.wbuf.len();
+        let batch_fresh = !track.unsynced && track.partial == 0;
         if !io.wbuf.is_empty() {
             std::mem::swap(sbuf, &mut io.wbuf);
             io.wbuf.clear();
@@ -278,11 +288,14 @@ impl<'a> Pump<'a> {
             drain: None,
             stmts: None,
             stmt_cap: 0,
+            cache_unnamed: false,
             staging: false,
             c_out: BytesMut::new(),
             expect: VecDeque::new(),
             added: Vec::new(),
             used: Vec::new(),
+            synth: VecDeque::new(),
+            batch_fresh,
             scratch: None,
             c_batches: 0,
             s_batches: 0,
@@ -306,9 +319,10 @@ impl<'a> Pump<'a> {
     }
 
     /// Shares the client's named statements across server connections.
-    pub fn sharing(&mut self, stmts: &'a mut ClientStatements, cap: usize) {
+    pub fn sharing(&mut self, stmts: &'a mut ClientStatements, cap: usize, cache_unnamed: bool) {
         self.stmts = Some(stmts);
         self.stmt_cap = cap;
+        self.cache_unnamed = cache_unnamed;
     }
 
     /// Reuses the session's buffers (handed back when the run ends).
@@ -317,6 +331,7 @@ impl<'a> Pump<'a> {
         self.expect = std::mem::take(&mut scratch.expect);
         self.added = std::mem::take(&mut scratch.added);
         self.used = std::mem::take(&mut scratch.used);
+        self.synth = std::mem::take(&mut scratch.synth);
         self.scratch = Some(scratch);
     }
 
@@ -425,10 +440,12 @@ impl<'a> Pump<'a> {
             self.expect.clear();
             self.added.clear();
             self.used.clear();
+            self.synth.clear();
             scratch.c_out = std::mem::take(&mut self.c_out);
             scratch.expect = std::mem::take(&mut self.expect);
             scratch.added = std::mem::take(&mut self.added);
             scratch.used = std::mem::take(&mut self.used);
+            scratch.synth = std::mem::take(&mut self.synth);
         }
         out
     }
@@ -760,7 +777,17 @@ impl<'a> Pump<'a> {
                 tag::FLUSH | tag::COPY_DATA | tag::COPY_DONE | tag::COPY_FAIL => {}
                 other => return Err(ClientViolation::BadTag(other)),
             }
-            if statement_frame && self.statement(h.tag, h.total_len()) {
+            if h.tag == tag::QUERY {
+                if let Some(stmts) = self.stmts.as_deref_mut() {
+                    // A simple Query drops the unnamed statement on Postgres.
+                    stmts.forget_unnamed();
+                }
+            }
+            let fresh = std::mem::replace(
+                &mut self.batch_fresh,
+                matches!(h.tag, tag::SYNC | tag::QUERY | tag::FUNCTION_CALL),
+            );
+            if statement_frame && self.statement(h.tag, h.total_len(), fresh) {
                 continue;
             }
             if self.stmts.is_some() && matches!(h.tag, tag::SYNC | tag::QUERY | tag::FUNCTION_CALL)
@@ -785,7 +812,7 @@ impl<'a> Pump<'a> {
     /// A Parse, Bind, Describe or Close (whole, at `c_scanned`) when
     /// statements are shared. Returns true when it was consumed here
     /// (rewritten into `c_out`), false to forward it as it is.
-    fn statement(&mut self, t: u8, total: usize) -> bool {
+    fn statement(&mut self, t: u8, total: usize, fresh: bool) -> bool {
         let start = self.c_scanned;
         let Some(msg) = self.io.rbuf.get(start..start + total) else {
             return false;
@@ -795,6 +822,8 @@ impl<'a> Pump<'a> {
         enum Plan {
             AsIs,
             Parse(String, Arc<Prepared>),
+            /// A Parse of the unnamed statement, kept as a shared one.
+            ParseUnnamed(Arc<Prepared>),
             Use(Arc<Prepared>, BytesMut),
             /// A Bind of a shared statement, rewritten straight into the
             /// staged output (no buffer of its own).
@@ -821,6 +850,10 @@ impl<'a> Pump<'a> {
                 _ => Plan::AsIs,
             },
             tag::PARSE => match prepared::parse_name(msg) {
+                Some("") if self.cache_unnamed => match stmts.parse_unnamed(msg) {
+                    Some(p) => Plan::ParseUnnamed(p),
+                    None => Plan::AsIs,
+                },
                 Some(name) if stmts.get(name).is_some() => Plan::Duplicate(name.to_owned()),
                 Some(name) if !name.is_empty() => match prepared::share(msg) {
                     Some(p) => Plan::Parse(name.to_owned(), Arc::new(p)),
@@ -833,7 +866,7 @@ impl<'a> Pump<'a> {
                 None => Plan::AsIs,
             },
             tag::DESCRIBE => match prepared::target(msg) {
-                Some((b'S', name)) if !name.is_empty() => match stmts.get(name) {
+                Some((b'S', name)) => match stmts.get(name) {
                     Some(p) => Plan::Use(
                         p.clone(),
                         prepared::statement_message(tag::DESCRIBE, &p.server_name),
@@ -843,9 +876,16 @@ impl<'a> Pump<'a> {
                 _ => Plan::AsIs,
             },
             tag::CLOSE => match prepared::target(msg) {
-                Some((b'S', name)) if !name.is_empty() => Plan::CloseNamed(name.to_owned()),
+                Some((b'S', "")) => {
+                    // Closes the server's own unnamed statement, as harmless
+                    // as the client's on Postgres.
+                    stmts.forget_unnamed();
+                    Plan::AsIs
+                }
+                Some((b'S', name)) => Plan::CloseNamed(name.to_owned()),
                 _ => Plan::AsIs,
             },
+
             _ => Plan::AsIs,
         };
         let strays = self.server.statements.take_strays();
@@ -879,6 +919,26 @@ impl<'a> Pump<'a> {
                     self.server.statements.remove(&p.server_name);
                 }
                 self.prepare_here(&p, batch, false);
+            }
+            Plan::ParseUnnamed(p) => {
+                // What follows in the batch, if it is here already.
+                let next = self.io.rbuf.get(start + total).copied();
+                let answered_later = next.is_some_and(|t| t != tag::FLUSH);
+                if fresh && answered_later && self.server.statements.contains(&p.server_name) {
+                    // Prepared here already and first in its batch: the
+                    // server gets nothing for it, and the client's
+                    // ParseComplete is written in front of the batch's
+                    // answers, which the message after it guarantees.
+                    self.synth.push_back(batch);
+                } else if self.server.statements.contains(&p.server_name) {
+                    // Prepared here already: an empty unnamed Parse earns
+                    // the client its ParseComplete, and the Bind that
+                    // follows uses the prepared (and planned) statement.
+                    self.c_out.extend_from_slice(prepared::EMPTY_UNNAMED_PARSE);
+                    self.expect.push_back((batch, b'1', false));
+                } else {
+                    self.prepare_here(&p, batch, false);
+                }
             }
             Plan::Use(p, rewritten) => {
                 if !self.server.statements.contains(&p.server_name) {
@@ -964,6 +1024,7 @@ impl<'a> Pump<'a> {
     /// its Parse fail, and the server skips the rest of the batch.
     fn refuse_parse(&mut self, total: usize, reason: &'static str) {
         self.start_staging();
+        self.batch_fresh = false;
         let batch = self.c_batches;
         let [parse, bind, execute] =
             super::refuse::parse(&super::refuse::message(reason, self.mode));
@@ -1029,6 +1090,26 @@ impl<'a> Pump<'a> {
         }
     }
 
+    /// The first answers of a batch are arriving: the ParseComplete of its
+    /// unsent unnamed Parse goes in front of them, at `at`.
+    fn write_synthetic(&mut self, at: usize) -> bool {
+        while self.synth.front().is_some_and(|&b| b < self.s_batches) {
+            self.synth.pop_front();
+        }
+        if self.synth.front() != Some(&self.s_batches) {
+            return false;
+        }
+        self.synth.pop_front();
+        const PARSE_COMPLETE: &[u8] = b"1\0\0\0\x04";
+        let len = self.sbuf.len();
+        self.sbuf.reserve(PARSE_COMPLETE.len());
+        self.sbuf.extend_from_slice(PARSE_COMPLETE);
+        self.sbuf.copy_within(at..len, at + PARSE_COMPLETE.len());
+        self.sbuf[at..at + PARSE_COMPLETE.len()].copy_from_slice(PARSE_COMPLETE);
+        self.s_scanned += PARSE_COMPLETE.len();
+        true
+    }
+
     /// A message pgferry adds; its answer is hidden from the client.
     fn inject(&mut self, msg: BytesMut, answer: u8, batch: u64) {
         self.c_out.extend_from_slice(&msg);
@@ -1046,6 +1127,9 @@ impl<'a> Pump<'a> {
                 continue;
             }
             let at = self.s_scanned;
+            if !self.synth.is_empty() && self.write_synthetic(at) {
+                continue;
+            }
             let h = match frame::header(&self.sbuf[at..], i32::MAX as usize) {
                 Ok(Some(h)) => h,
                 Ok(None) => break,

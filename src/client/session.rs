@@ -600,7 +600,11 @@ impl Session {
             knobs.server_connect_timeout,
         );
         if self.mode != PoolMode::Session {
-            pump.sharing(&mut self.stmts, knobs.max_prepared_statements);
+            pump.sharing(
+                &mut self.stmts,
+                knobs.max_prepared_statements,
+                knobs.cache_unnamed_statements,
+            );
             pump.with_scratch(&mut busy.scratch);
         }
         if single {

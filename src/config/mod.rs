@@ -194,6 +194,12 @@ pub struct ProxyConfig {
     /// `max_prepared_statements`, default 200: named statements each server connection
     /// keeps in transaction and statement modes (the oldest is closed beyond it).
     pub max_prepared_statements: usize,
+    /// `cache_unnamed_statements`, default false: in transaction and statement modes, keep
+    /// a client's unnamed statement (Parse/Bind/Execute without a name, as most drivers send
+    /// one-off queries) as a shared prepared statement too, so the same text parsed again
+    /// skips Postgres' parsing and planning. Changes plan choice (generic plans after five
+    /// executions) and can surface "cached plan must not change result type" once after DDL.
+    pub cache_unnamed_statements: bool,
     /// `pin_policy`, default "pin": what transaction and statement modes do with a client
     /// that creates state which cannot move between server connections.
     pub pin_policy: PinPolicy,
@@ -364,6 +370,7 @@ impl Default for ProxyConfig {
             pause_timeout: Duration::from_secs(30),
             pin_policy: PinPolicy::Pin,
             max_prepared_statements: 200,
+            cache_unnamed_statements: false,
             max_db_connections: 0,
             max_user_connections: 0,
             reserve_pool_size: 0,

@@ -144,6 +144,7 @@ fn proxy(mut w: Walker<'_>, log: &mut LogSwitches) -> ProxyConfig {
         pause_timeout:          w.duration("pause_timeout").unwrap_or(d.pause_timeout),
         pin_policy:             w.keyword("pin_policy").unwrap_or(d.pin_policy),
         max_prepared_statements: w.count("max_prepared_statements", 1).unwrap_or(d.max_prepared_statements),
+        cache_unnamed_statements: w.bool("cache_unnamed_statements").unwrap_or(d.cache_unnamed_statements),
         max_db_connections:     w.count("max_db_connections", 0).unwrap_or(d.max_db_connections),
         max_user_connections:   w.count("max_user_connections", 0).unwrap_or(d.max_user_connections),
         reserve_pool_size:      w.count("reserve_pool_size", 0).unwrap_or(d.reserve_pool_size),

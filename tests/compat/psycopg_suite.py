@@ -1,7 +1,7 @@
 """psycopg 3 through pgferry in transaction mode (run by tests/compat/run).
 
 PGFERRY_PORT: a pgferry with a pool of 10; PGFERRY_SMALL_PORT: one with a pool
-of 2. Each check asserts on results, not just on the absence of errors.
+of 2 and cache_unnamed_statements on. Each check asserts on results, not just on the absence of errors.
 """
 import os
 import sys
@@ -106,7 +106,37 @@ def search_path_isolation():
             c.close()
 
 
-CHECKS = [prepared_statements, pipeline, copy, listen_notify, search_path_isolation]
+def cached_unnamed_statements():
+    # prepare_threshold=None: psycopg never names a statement, every query is an
+    # unnamed Parse/Bind/Execute, which this pgferry keeps prepared. 8 threads with
+    # a connection each over a pool of 2, plus a pipeline, all checking results.
+    errors = []
+
+    def worker(n):
+        try:
+            with connect(SMALL, autocommit=True, prepare_threshold=None) as conn:
+                for i in range(200):
+                    row = conn.execute("SELECT %s::int * 3, %s::text || 'x'", (i + n, f"w{n}")).fetchone()
+                    assert row == ((i + n) * 3, f"w{n}x"), row
+                    if i % 50 == 0:
+                        conn.execute("SELECT 1")
+                with conn.pipeline():
+                    curs = [conn.execute("SELECT %s::int + 1", (k,)) for k in range(20)]
+                got = [c.fetchone()[0] for c in curs]
+                assert got == [k + 1 for k in range(20)], got
+        except Exception as e:  # noqa: BLE001 - collected and re-raised below
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+
+
+CHECKS = [prepared_statements, pipeline, copy, listen_notify, search_path_isolation, cached_unnamed_statements]
 
 passed = failed = 0
 for check in CHECKS:
