@@ -854,6 +854,12 @@ impl<'a> Pump<'a> {
                     Some(p) => Plan::ParseUnnamed(p),
                     None => Plan::AsIs,
                 },
+                Some("") => {
+                    // Not cached (any more: a reload may have turned it
+                    // off): the server's own unnamed statement.
+                    stmts.forget_unnamed();
+                    Plan::AsIs
+                }
                 Some(name) if stmts.get(name).is_some() => Plan::Duplicate(name.to_owned()),
                 Some(name) if !name.is_empty() => match prepared::share(msg) {
                     Some(p) => Plan::Parse(name.to_owned(), Arc::new(p)),
