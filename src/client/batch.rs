@@ -402,7 +402,9 @@ impl Session {
                 self.io.flush().await?;
             }
             self.set_cancel_target(Some(&conn));
-            let outcome = self.pump(&mut conn, target.replica || hold, hold).await;
+            let outcome = self
+                .pump(&mut conn, target.replica || hold, hold, facts.plain)
+                .await;
             self.set_cancel_target(None);
             match outcome {
                 Outcome::Released => {

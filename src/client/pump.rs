@@ -199,6 +199,9 @@ pub struct Pump<'a> {
     server_gone: bool,
     /// Session mode: statements are noted for replay on a new connection.
     record: Option<&'a mut SessionState>,
+    /// The first message is known not to touch session state (the router
+    /// found it a plain SELECT): it is not looked at again.
+    plain_head: bool,
     refuse_pins: bool,
     /// `query_timeout` / `idle_transaction_timeout` (None: both off).
     timeouts: Option<Timeouts>,
@@ -283,6 +286,7 @@ impl<'a> Pump<'a> {
             retry: false,
             server_gone: false,
             record: None,
+            plain_head: false,
             refuse_pins: false,
             timeouts: None,
             drain: None,
@@ -370,9 +374,11 @@ impl<'a> Pump<'a> {
         self.refuse_pins = on;
     }
 
-    /// Notes session state of every statement forwarded (session mode).
-    pub fn recording(&mut self, state: &'a mut SessionState) {
+    /// Notes session state of every statement forwarded; `plain_head`: the
+    /// first one is known to leave it alone.
+    pub fn recording(&mut self, state: &'a mut SessionState, plain_head: bool) {
         self.record = Some(state);
+        self.plain_head = plain_head;
     }
 
     /// Forward a single batch (see `one_batch`), optionally holding it for a
@@ -702,7 +708,9 @@ impl<'a> Pump<'a> {
                 break;
             }
             let mut refused = None;
-            if let Some(rec) = self.record.as_deref_mut() {
+            let plain =
+                matches!(h.tag, tag::QUERY | tag::PARSE) && std::mem::take(&mut self.plain_head);
+            if let (Some(rec), false) = (self.record.as_deref_mut(), plain) {
                 if matches!(h.tag, tag::QUERY | tag::PARSE) {
                     if let Some(msg) = self
                         .io
@@ -747,12 +755,13 @@ impl<'a> Pump<'a> {
                 tag::QUERY | tag::PARSE if self.track.tx != TxStatus::Idle => {
                     // Inside a transaction block: note whether this may end
                     // it (a partial message counts, conservatively).
-                    let text = self
+                    let effect = self
                         .io
                         .rbuf
                         .get(self.c_scanned..self.c_scanned + h.total_len())
-                        .and_then(super::route::head_text);
-                    if text.is_none_or(|t| classify::tx_effect(t) == TxEffect::End) {
+                        .and_then(super::route::head_bytes)
+                        .and_then(classify::tx_effect_bytes);
+                    if effect.is_none_or(|e| e == TxEffect::End) {
                         self.track.end_in_flight = true;
                     }
                     if h.tag == tag::QUERY {

@@ -68,18 +68,24 @@ impl SessionState {
     pub fn may_observe(sql: &[u8]) -> bool {
         // The whitespace `str::trim_start` / `trim_end` skip in ASCII.
         let space = |b: &u8| matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r');
-        if !sql.is_ascii() || sql.contains(&b'(') {
+        if !sql.is_ascii() {
             return true;
         }
-        // More than one statement, judged as `observe` does: trailing
-        // whitespace, then trailing semicolons, are not a second one.
-        let end = sql.iter().rposition(|b| !space(b)).map_or(0, |i| i + 1);
-        let end = sql[..end]
-            .iter()
-            .rposition(|&b| b != b';')
-            .map_or(0, |i| i + 1);
-        if sql[..end].contains(&b';') {
-            return true;
+        // One vectorised pass finds the first `(` or `;`.
+        if let Some(i) = memchr::memchr2(b'(', b';', sql) {
+            if sql[i] == b'(' || memchr::memchr(b'(', &sql[i..]).is_some() {
+                return true;
+            }
+            // More than one statement, judged as `observe` does: trailing
+            // whitespace, then trailing semicolons, are not a second one.
+            let end = sql.iter().rposition(|b| !space(b)).map_or(0, |e| e + 1);
+            let end = sql[..end]
+                .iter()
+                .rposition(|&b| b != b';')
+                .map_or(0, |e| e + 1);
+            if i < end {
+                return true;
+            }
         }
         let start = sql.iter().position(|b| !space(b)).unwrap_or(sql.len());
         let rest = &sql[start..];
@@ -293,10 +299,30 @@ fn starts_with_word(s: &str, word: &str) -> bool {
         && s[word.len()..].starts_with(|c: char| c.is_ascii_whitespace())
 }
 
+/// Whether `hay` contains `needle` (ASCII case-insensitive): candidates
+/// are found by the needle's first byte in either case, one vectorised
+/// search at a time, instead of comparing at every position.
 fn contains_ci(hay: &str, needle: &str) -> bool {
-    hay.as_bytes()
-        .windows(needle.len())
-        .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+    let (h, n) = (hay.as_bytes(), needle.as_bytes());
+    let Some(&first) = n.first() else {
+        return true;
+    };
+    let Some(last_start) = h.len().checked_sub(n.len()) else {
+        return false;
+    };
+    let (lo, up) = (first.to_ascii_lowercase(), first.to_ascii_uppercase());
+    let mut at = 0;
+    while let Some(i) = memchr::memchr2(lo, up, &h[at..=last_start]) {
+        let start = at + i;
+        if h[start..start + n.len()].eq_ignore_ascii_case(n) {
+            return true;
+        }
+        at = start + 1;
+        if at > last_start {
+            break;
+        }
+    }
+    false
 }
 
 #[cfg(test)]
@@ -344,8 +370,46 @@ mod tests {
             "select 'é'",
             // Found by the fuzzer: a vertical tab is whitespace to the tracker.
             "\x0b\x0bset_configCsis",
+            "SELECT 1; (",
+            "SELECT 1;;(",
+            "SELECT (1)",
+            "a;b",
+            "SELECT 1 ;\t; x",
         ] {
             assert!(SessionState::may_observe(sql.as_bytes()), "{sql}");
+        }
+    }
+
+    #[test]
+    fn contains_ci_matches_a_naive_search() {
+        let naive = |h: &str, n: &str| {
+            h.as_bytes()
+                .windows(n.len())
+                .any(|w| w.eq_ignore_ascii_case(n.as_bytes()))
+        };
+        let hays = [
+            "",
+            "a",
+            "set_config",
+            "SELECT SET_CONFIG('a', 'b', true)",
+            "select set_confi",
+            "ssset_configg",
+            "pg_advisory_lock(1); pg_ADVISORY_unlock_all()",
+            "true)",
+            "xtrue )",
+            "aaaaaaaaadvisory",
+        ];
+        for h in hays {
+            for n in [
+                "set_config",
+                "advisory",
+                "true)",
+                "pg_advisory_unlock_all",
+                "a",
+                "x",
+            ] {
+                assert_eq!(contains_ci(h, n), naive(h, n), "{h:?} / {n:?}");
+            }
         }
     }
 

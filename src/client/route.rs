@@ -148,12 +148,23 @@ pub fn facts(text: Option<&str>, policy: &FunctionPolicy) -> BatchFacts {
             hint: None,
             verdict: Verdict::Write,
             tx: TxEffect::None,
+            plain: false,
         };
     };
+    // The common case answers all three questions at once.
+    if classify::plain_select(text) {
+        return BatchFacts {
+            hint: None,
+            verdict: Verdict::ReadOnly,
+            tx: TxEffect::None,
+            plain: true,
+        };
+    }
     BatchFacts {
         hint: classify::route_hint(text),
         verdict: classify::classify(text, policy),
         tx: classify::tx_effect(text),
+        plain: false,
     }
 }
 
@@ -301,6 +312,28 @@ impl ReadYourWrites {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn facts_of_a_plain_select_are_the_classifiers() {
+        let policy = FunctionPolicy::default();
+        for sql in [
+            "SELECT abalance FROM pgbench_accounts WHERE aid = 7;",
+            "SELECT pg_advisory_lock(1)",
+            "/* pgferry: primary */ SELECT 1",
+            "select * from t for update",
+            "BEGIN",
+            "SELECT 1; SET x = 1",
+        ] {
+            let f = facts(Some(sql), &policy);
+            assert_eq!(f.plain, classify::plain_select(sql), "{sql}");
+            assert_eq!(f.hint, classify::route_hint(sql), "{sql}");
+            assert_eq!(f.verdict, classify::classify(sql, &policy), "{sql}");
+            assert_eq!(f.tx, classify::tx_effect(sql), "{sql}");
+        }
+        assert!(facts(Some("SELECT a FROM t WHERE b = $1"), &policy).plain);
+        assert!(!facts(Some("SELECT now()"), &policy).plain);
+        assert!(!facts(None, &policy).plain);
+    }
 
     #[test]
     fn route_commands() {

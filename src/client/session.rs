@@ -493,7 +493,7 @@ impl Session {
     /// transaction mode (one error for work in flight); the client then gets
     /// a new connection with its session state replayed (see `reattach`).
     pub(super) async fn run_held(&mut self, mut conn: Pooled) -> Result<bool, ClientError> {
-        match self.pump(&mut conn, false, false).await {
+        match self.pump(&mut conn, false, false, false).await {
             // A pinned client (transaction or statement mode) reached a
             // transaction boundary: it keeps the connection while pinned.
             Outcome::Released => {
@@ -563,7 +563,14 @@ impl Session {
 
     /// Forwards until a release point. `single` limits it to one batch (a
     /// replica), `hold` keeps that batch for a retry elsewhere.
-    pub(super) async fn pump(&mut self, conn: &mut Pooled, single: bool, hold: bool) -> Outcome {
+    /// `plain_head`: the first message is a plain SELECT (`BatchFacts::plain`).
+    pub(super) async fn pump(
+        &mut self,
+        conn: &mut Pooled,
+        single: bool,
+        hold: bool,
+        plain_head: bool,
+    ) -> Outcome {
         let max = self.knobs.max_message_size;
         let pool = conn.pool().cloned();
         let busy = &mut **self.busy.get_or_insert_with(Default::default);
@@ -586,7 +593,11 @@ impl Session {
         }
         // (Configured in place: the pump is a few hundred bytes, and each
         // by-value builder step was a copy of it.)
-        pump.recording(&mut self.replay);
+        // (Session mode notes named statements too: nothing is skipped.)
+        pump.recording(
+            &mut self.replay,
+            plain_head && self.mode != PoolMode::Session,
+        );
         pump.counting(
             &mut busy.counters,
             pool.as_deref().map(|p| &p.stats),

@@ -19,7 +19,22 @@ pub fn classify(data: &[u8]) {
     let verdict = classifier::classify(&sql, &policy);
     let hint = classifier::route_hint(&sql);
     let effect = classifier::tx_effect(&sql);
+    // A plain SELECT is what the router takes it for, and leaves session
+    // state alone (the pump skips it).
+    if classifier::plain_select(&sql) {
+        assert_eq!(verdict, classifier::Verdict::ReadOnly, "{sql:?}");
+        assert_eq!(hint, None, "{sql:?}");
+        assert_eq!(effect, classifier::TxEffect::None, "{sql:?}");
+        assert!(!SessionState::may_observe(sql.as_bytes()), "{sql:?}");
+    }
     // The shortcuts agree with the lexer.
+    if let Ok(exact) = std::str::from_utf8(text) {
+        assert_eq!(
+            classifier::tx_effect_bytes(text),
+            Some(classifier::tx_effect(exact)),
+            "{exact:?}"
+        );
+    }
     assert_eq!(classifier::tx_effect_lexed(&sql), effect, "{sql:?}");
     assert_eq!(
         classifier::classify_lexed(&sql, &policy),

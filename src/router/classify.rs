@@ -352,6 +352,13 @@ pub fn classify(sql: &str, policy: &FunctionPolicy) -> Verdict {
     classify_pass(sql, policy, true)
 }
 
+/// Whether `sql` is a plain single SELECT as the shortcut in `fast`
+/// recognises it: read-only, no route hint, no transaction effect, no
+/// function call and nothing that changes session state.
+pub fn plain_select(sql: &str) -> bool {
+    fast::simple_select(sql.as_bytes()).is_some()
+}
+
 /// [`classify`] without the plain-SELECT shortcut (`fast`): what the fuzz
 /// target compares the shortcut against.
 #[cfg(any(test, feature = "fuzzing"))]
@@ -436,6 +443,16 @@ pub fn tx_effect(sql: &str) -> TxEffect {
         return e;
     }
     tx_effect_lexed(sql)
+}
+
+/// [`tx_effect`] of a text not yet known to be UTF-8: the byte shortcut
+/// first (most statements), the lexer only for valid UTF-8; None when the
+/// text is not UTF-8 and the shortcut could not tell.
+pub fn tx_effect_bytes(sql: &[u8]) -> Option<TxEffect> {
+    if let Some(e) = fast::no_tx_effect(sql) {
+        return Some(e);
+    }
+    std::str::from_utf8(sql).ok().map(tx_effect_lexed)
 }
 
 /// [`tx_effect`] always with the lexer (what the fuzz target compares the

@@ -22,6 +22,9 @@ pub struct BatchFacts {
     pub hint: Option<RouteHint>,
     pub verdict: Verdict,
     pub tx: TxEffect,
+    /// The head is a plain single SELECT (`classify::plain_select`): it
+    /// cannot change session state, so the pump need not look at it again.
+    pub plain: bool,
 }
 
 /// Highest first: the hint comment, the session's `pgferry.route`, the
@@ -52,7 +55,12 @@ mod tests {
     use super::*;
 
     fn facts(hint: Option<RouteHint>, verdict: Verdict, tx: TxEffect) -> BatchFacts {
-        BatchFacts { hint, verdict, tx }
+        BatchFacts {
+            hint,
+            verdict,
+            tx,
+            plain: false,
+        }
     }
 
     #[test]

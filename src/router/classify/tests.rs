@@ -390,7 +390,15 @@ fn transaction_effects() {
     ];
     for &(sql, want) in cases {
         assert_eq!(tx_effect(sql), want, "{sql:?}");
+        assert_eq!(tx_effect_bytes(sql.as_bytes()), Some(want), "{sql:?}");
     }
+    // Not UTF-8: the byte shortcut still answers for a plain statement, and
+    // nothing is guessed for the rest.
+    assert_eq!(
+        tx_effect_bytes(b"UPDATE t SET a = '\xff'"),
+        Some(TxEffect::None)
+    );
+    assert_eq!(tx_effect_bytes(b"COMMIT /* \xff */"), None);
 }
 
 /// xorshift64*: deterministic, dependency-free randomness.
