@@ -622,3 +622,70 @@ async fn a_single_worker_runtime_serves_many_clients() {
         t.await.expect("client task");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiters_time_out_on_their_own_deadlines_in_a_busy_line() {
+    let c = shared_cluster();
+    let p = Proxy::start(&config(c, "transaction", 1, "query_wait_timeout = \"10s\""));
+    // (Logging in needs a server connection too: everyone first.)
+    let holder = connect(&app_url(&p)).await;
+    let a_client = connect(&app_url(&p)).await;
+    let b = connect(&app_url(&p)).await;
+    let mut clients = Vec::new();
+    for _ in 0..20 {
+        clients.push(connect(&app_url(&p)).await);
+    }
+    holder.batch_execute("BEGIN").await.unwrap();
+
+    // A waits first, with a 10 s deadline.
+    let a = tokio::spawn(async move {
+        let started = Instant::now();
+        let r = try_one(&a_client, "SELECT 1").await;
+        (r.map(|row| row.get::<_, i32>(0)).ok(), started.elapsed())
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // B waits behind A with a 1 s deadline (after a reload): it times out
+    // on its own deadline, not A's.
+    let cfg = std::fs::read_to_string(&p.config_path).unwrap();
+    std::fs::write(
+        &p.config_path,
+        cfg.replace(
+            "query_wait_timeout = \"10s\"",
+            "query_wait_timeout = \"1s\"",
+        ),
+    )
+    .unwrap();
+    p.signal("HUP");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let started = Instant::now();
+    let err = try_one(&b, "SELECT 1").await.expect_err("B must time out");
+    let waited = started.elapsed();
+    assert_eq!(code(&err), "57014");
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(4),
+        "B waited {waited:?}"
+    );
+
+    // A is still in line and is served when the holder commits.
+    holder.batch_execute("COMMIT").await.unwrap();
+    let (got, waited) = a.await.unwrap();
+    assert_eq!(got, Some(1), "A served after waiting {waited:?}");
+    assert!(waited < Duration::from_secs(9), "A waited {waited:?}");
+
+    // Twenty waiters at once all time out, and the pool serves afterwards.
+    holder.batch_execute("BEGIN").await.unwrap();
+    let started = Instant::now();
+    let results =
+        futures_util::future::join_all(clients.iter().map(|c| try_one(c, "SELECT 1"))).await;
+    let waited = started.elapsed();
+    for r in &results {
+        assert_eq!(code(r.as_ref().expect_err("must time out")), "57014");
+    }
+    assert!(waited < Duration::from_secs(5), "the line took {waited:?}");
+    holder.batch_execute("COMMIT").await.unwrap();
+    assert_eq!(one(&b, "SELECT 2").await.get::<_, i32>(0), 2);
+    for c in &clients {
+        assert_eq!(one(c, "SELECT 3").await.get::<_, i32>(0), 3);
+    }
+}

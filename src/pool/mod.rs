@@ -10,6 +10,7 @@ mod bench;
 mod guard;
 pub mod limit;
 mod pause;
+mod sweep;
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -40,6 +41,8 @@ pub enum PoolError {
 enum Grant {
     Conn(Pooled),
     Slot(Slot),
+    /// The waiter's deadline passed (see `sweep`).
+    Expired,
 }
 
 #[derive(Default)]
@@ -50,7 +53,8 @@ struct Inner {
     idle: Vec<Box<ServerConn>>,
     /// Connections open or being opened, including checked-out ones.
     open: usize,
-    waiters: VecDeque<oneshot::Sender<Grant>>,
+    waiters: VecDeque<sweep::Waiter>,
+    sweep: sweep::Sweep,
     closed: bool,
 }
 
@@ -100,6 +104,8 @@ pub struct Pool {
     limits: Vec<Arc<Limit>>,
     /// Woken when one of `limits` frees a permit.
     limit_freed: Notify,
+    /// Wakes the line's sweeper early (see `sweep`).
+    sweep_wake: Arc<Notify>,
     /// Current generation; connections from older ones are closed on return.
     epoch: AtomicU64,
     inner: Mutex<Inner>,
@@ -167,6 +173,7 @@ impl Pool {
             settings: LiveSettings::default(),
             limits,
             limit_freed: Notify::new(),
+            sweep_wake: Arc::new(Notify::new()),
             epoch: AtomicU64::new(0),
             inner: Mutex::new(Inner::default()),
             counters: PoolCounters::default(),
@@ -271,13 +278,15 @@ impl Pool {
             if watch_limits {
                 freed.as_mut().enable();
             }
-            let step = self.look(use_reserve, Instant::now())?;
             // Until the reserve opens, waiting stops early to try it.
             let until = if !use_reserve && reserve_size > 0 && reserve_at < deadline {
                 reserve_at
             } else {
                 deadline
             };
+            // Waiting only for the deadline: the pool's sweeper keeps time.
+            let swept = until == deadline;
+            let step = self.look(use_reserve, Instant::now(), swept.then_some(deadline))?;
             let rx = match step {
                 Step::Ready(p) => return Ok(p),
                 Step::Open(slot) => return self.open_new(slot).await,
@@ -306,6 +315,12 @@ impl Pool {
                     self.counters.waiting.fetch_sub(1, Ordering::Relaxed);
                     match woke {
                         Ok(Some(Ok(Grant::Conn(c)))) => return Ok(c),
+                        // (Limited waiters keep their own timer.)
+                        Ok(Some(Ok(Grant::Expired))) => {
+                            return Err(PoolError::WaitTimeout {
+                                waited_ms: started.elapsed().as_millis(),
+                            })
+                        }
                         Ok(Some(Ok(Grant::Slot(slot)))) => return self.open_new(slot).await,
                         Ok(Some(Err(_))) => return Err(PoolError::Closed),
                         // A permit was freed, or an idle connection may be
@@ -323,14 +338,18 @@ impl Pool {
                 Step::Wait(rx) => rx,
             };
             self.counters.waiting.fetch_add(1, Ordering::Relaxed);
-            let got = tokio::time::timeout_at(until.into(), rx).await;
+            let got = if swept {
+                Ok(rx.await)
+            } else {
+                tokio::time::timeout_at(until.into(), rx).await
+            };
             self.counters.waiting.fetch_sub(1, Ordering::Relaxed);
             match got {
                 Ok(Ok(Grant::Conn(c))) => return Ok(c),
                 Ok(Ok(Grant::Slot(slot))) => return self.open_new(slot).await,
                 Ok(Err(_)) => return Err(PoolError::Closed),
                 Err(_) if until < deadline => use_reserve = true,
-                Err(_) => {
+                Ok(Ok(Grant::Expired)) | Err(_) => {
                     return Err(PoolError::WaitTimeout {
                         waited_ms: started.elapsed().as_millis(),
                     })
@@ -356,7 +375,13 @@ impl Pool {
 
     /// One look under the lock: an idle connection, a slot to open one, or
     /// a place in line.
-    fn look(self: &Arc<Self>, use_reserve: bool, now: Instant) -> Result<Step, PoolError> {
+    /// `deadline`: a waiter the sweeper times out (None: it keeps time itself).
+    fn look(
+        self: &Arc<Self>,
+        use_reserve: bool,
+        now: Instant,
+        deadline: Option<Instant>,
+    ) -> Result<Step, PoolError> {
         let mut inner = self.lock();
         if inner.closed {
             return Err(PoolError::Closed);
@@ -371,7 +396,9 @@ impl Pool {
         if inner.open < cap {
             if let Err(i) = limit::acquire_all(&self.limits) {
                 let (tx, rx) = oneshot::channel();
-                inner.waiters.push_back(tx);
+                inner
+                    .waiters
+                    .push_back(sweep::Waiter { tx, deadline: None });
                 return Ok(Step::Limited(i, rx));
             }
             inner.open += 1;
@@ -380,7 +407,12 @@ impl Pool {
             }));
         }
         let (tx, rx) = oneshot::channel();
-        inner.waiters.push_back(tx);
+        match deadline {
+            Some(d) => sweep::enqueue(self, &mut inner, tx, d),
+            None => inner
+                .waiters
+                .push_back(sweep::Waiter { tx, deadline: None }),
+        }
         Ok(Step::Wait(rx))
     }
 
@@ -429,8 +461,8 @@ impl Pool {
         }
         conn.last_used = now;
         let mut offer = Grant::Conn(Pooled::new(self.clone(), conn));
-        while let Some(tx) = inner.waiters.pop_front() {
-            match tx.send(offer) {
+        while let Some(w) = inner.waiters.pop_front() {
+            match w.tx.send(offer) {
                 Ok(()) => return,
                 Err(back) => offer = back,
             }
@@ -460,8 +492,8 @@ impl Pool {
         let mut offer = Grant::Slot(Slot {
             pool: Some(self.clone()),
         });
-        while let Some(tx) = inner.waiters.pop_front() {
-            match tx.send(offer) {
+        while let Some(w) = inner.waiters.pop_front() {
+            match w.tx.send(offer) {
                 Ok(()) => return,
                 Err(back) => offer = back,
             }
