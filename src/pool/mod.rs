@@ -284,8 +284,9 @@ impl Pool {
             } else {
                 deadline
             };
-            // Waiting only for the deadline: the pool's sweeper keeps time.
-            let swept = until == deadline;
+            // Waiting only for the deadline: the pool's sweeper keeps time
+            // (a task, so only inside a runtime).
+            let swept = until == deadline && tokio::runtime::Handle::try_current().is_ok();
             let step = self.look(use_reserve, Instant::now(), swept.then_some(deadline))?;
             let rx = match step {
                 Step::Ready(p) => return Ok(p),
