@@ -1272,12 +1272,9 @@ impl<'a> Pump<'a> {
         };
         self.track.pending = self.track.pending.saturating_sub(1);
         self.track.tx = status;
+        let idle = status == TxStatus::Idle;
         if let Some(c) = self.counters.as_deref_mut() {
-            let idle = status == TxStatus::Idle;
             c.ready(self.track.pending > 0, idle);
-            if let (true, Some(stats)) = (idle, self.stats) {
-                c.fold_into(stats);
-            }
         }
         if self.stmts.is_some() {
             self.s_batches += 1;
@@ -1302,6 +1299,14 @@ impl<'a> Pump<'a> {
                 if batch_done && status != TxStatus::Idle {
                     self.refuse_transaction_block(at, len);
                 }
+            }
+        }
+        // A finished transaction shows in the pool's statistics now; one
+        // that releases the connection is folded in by the session as the
+        // run ends (with the bytes still to be sent), so not twice here.
+        if idle && !self.release {
+            if let (Some(c), Some(stats)) = (self.counters.as_deref_mut(), self.stats) {
+                c.fold_into(stats);
             }
         }
     }

@@ -74,6 +74,13 @@ impl ServerParams {
         // postgresql.conf value: `SET search_path = 'a, b'` would name one
         // schema "a, b", while set_config('search_path', 'a, b', false)
         // gives the list a, b, as `options=-c search_path=a,b` means.
+        //
+        // The common case first: this connection last served a client with
+        // the same parameters and SETs (names are unique per set, so equal
+        // sets leave nothing to do).
+        if self.applied == *desired && self.applied_sets == *sets {
+            return None;
+        }
         let mut calls = Vec::new();
         for (name, value) in desired.iter() {
             if self.current(name) != Some(value) {
