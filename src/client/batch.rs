@@ -113,7 +113,10 @@ impl Session {
                     route::facts(text, &self.knobs.policy),
                 )
             };
-            match self.route_command(need, command)? {
+            // (Bound first: a `?` in the scrutinee would keep its error's room
+            // in this future across the await below.)
+            let routed = self.route_command(need, command)?;
+            match routed {
                 Some(true) => continue,
                 Some(false) => {
                     // An extended batch whose Sync has not arrived yet.
@@ -300,13 +303,14 @@ impl Session {
         };
         match (msg[0], named) {
             (tag::PARSE, Some(name)) if !name.is_empty() => {
-                if self.verdicts.len() >= MAX_VERDICTS {
-                    self.verdicts.clear();
+                let verdicts = &mut self.busy.get_or_insert_with(Default::default).verdicts;
+                if verdicts.len() >= MAX_VERDICTS {
+                    verdicts.clear();
                 }
-                self.verdicts.insert(name.to_owned(), facts.verdict);
+                verdicts.insert(name.to_owned(), facts.verdict);
             }
             (tag::BIND, Some(name)) if !name.is_empty() => {
-                if let Some(v) = self.verdicts.get(name) {
+                if let Some(v) = self.busy.as_deref().and_then(|b| b.verdicts.get(name)) {
                     facts.verdict = *v;
                     facts.tx = TxEffect::None;
                 }
@@ -346,7 +350,7 @@ impl Session {
                 tag::BIND => {
                     let known = statement_name(msg)
                         .filter(|n| !n.is_empty())
-                        .and_then(|n| self.verdicts.get(n));
+                        .and_then(|n| self.busy.as_deref()?.verdicts.get(n));
                     if matches!(known, Some(v) if *v != Verdict::ReadOnly) {
                         return false;
                     }

@@ -32,7 +32,13 @@ pub async fn serve(
             Ok((stream, peer)) => {
                 let _ = stream.set_nodelay(true);
                 let permit = limit.clone().try_acquire_owned().ok();
-                tracker.spawn(client_task(state.clone(), stream, peer, permit));
+                tracker.spawn(client_task(
+                    state.clone(),
+                    stream,
+                    peer,
+                    permit,
+                    tracker.clone(),
+                ));
             }
             Err(e) => {
                 // Out of file descriptors and similar: back off instead of spinning.
@@ -48,6 +54,7 @@ async fn client_task(
     stream: TcpStream,
     peer: SocketAddr,
     permit: Option<OwnedSemaphorePermit>,
+    tracker: TaskTracker,
 ) {
     // Login is boxed: its futures (TLS, SCRAM, auth_query) are large and
     // would otherwise stay part of every idle client's task for the life of
@@ -58,13 +65,24 @@ async fn client_task(
     match session {
         LoggedIn::Session(session) => {
             session.log_login();
-            session.run().await;
+            // The session continues in a task of its own, sized for it: this
+            // task's state (the accepted socket, the peer, the login's
+            // bookkeeping) is not carried through an idle client's life.
+            tracker.spawn(session_task(session, permit));
+            return;
         }
         LoggedIn::Admin(console) => {
             tracing::info!(%peer, "admin console client logged in");
             Box::pin(console.run()).await;
         }
     }
+    drop(permit);
+}
+
+/// A logged-in client's session; its `max_client_conn` permit is released
+/// when it ends.
+async fn session_task(session: Box<super::session::Session>, permit: Option<OwnedSemaphorePermit>) {
+    session.run().await;
     drop(permit);
 }
 

@@ -53,12 +53,17 @@ pub struct Scratch {
 }
 
 /// What a client needs only once it has work: the statement-sharing
-/// buffers and its traffic counters, made at its first request, so a client
-/// that only ever sits idle carries a pointer instead of some 450 bytes.
+/// buffers, its prepared statements and their routing verdicts, and its
+/// traffic counters, made at its first request, so a client that only ever
+/// sits idle carries a pointer instead of some 570 bytes.
 #[derive(Debug, Default)]
 pub struct Busy {
     pub scratch: Scratch,
     pub counters: ConnCounters,
+    /// Transaction/statement mode: the client's prepared statements.
+    pub stmts: ClientStatements,
+    /// Classifier verdicts of the client's named prepared statements.
+    pub verdicts: std::collections::HashMap<String, crate::router::classify::Verdict>,
 }
 
 /// Why the pump stopped.

@@ -13,17 +13,14 @@ use super::io::ClientIo;
 use super::login::welcome;
 use super::pump::{Outcome, Pump, Tracker};
 use super::ClientError;
-use std::collections::HashMap;
 
-use super::prepared::ClientStatements;
 use super::replay::SessionState;
 use super::route::ReadYourWrites;
-use crate::config::{PoolMode, Route, RoutingConfig};
+use crate::config::{PoolMode, ReplicaFallback, Route, RoutingConfig};
 use crate::metrics::{ClientEntry, ErrorKind, Registered};
 use crate::pool::{PoolError, Pooled};
 use crate::protocol::build::{self, Severity};
 use crate::protocol::{frame, sqlstate, tag, TxStatus};
-use crate::router::classify::Verdict;
 use crate::server::{self, ParamSet};
 use crate::state::{Database, State};
 
@@ -102,7 +99,7 @@ pub struct Session {
     /// The transaction status the ReadyForQuery ending a discarded batch reports.
     pub(super) discard_status: TxStatus,
     /// The database's routing settings.
-    pub(super) routing: RoutingConfig,
+    pub(super) routing: SessionRouting,
     /// The state's reload generation `db`, `routing` and `knobs` were read at.
     pub(super) generation: u64,
     pub(super) knobs: Arc<crate::state::Knobs>,
@@ -112,20 +109,42 @@ pub struct Session {
     /// The session's `pgferry.route`, from the startup packet or SET.
     pub(super) route_setting: Option<Route>,
     pub(super) ryw: ReadYourWrites,
-    /// Classifier verdicts of this client's named prepared statements.
-    pub(super) verdicts: HashMap<String, Verdict>,
     /// Session mode: state to replay on a new server connection.
     pub(super) replay: SessionState,
     /// The parameters the client started with (RESET ALL returns to them).
     pub(super) startup_params: ParamSet,
-    /// Transaction/statement mode: the client's named prepared statements.
-    pub(super) stmts: ClientStatements,
     /// Session mode: the server connection was lost; the next request
     /// reattaches the client to a new one.
     pub(super) session_lost: bool,
     /// This client in SHOW CLIENTS; its state is updated at checkout and
     /// release, never per message.
     pub(super) entry: Registered<ClientEntry>,
+}
+
+/// The routing settings a session consults, in 8 bytes instead of the
+/// configuration's 56 (every client carries a copy).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct SessionRouting {
+    pub route: Route,
+    pub replica_fallback: ReplicaFallback,
+    pub read_your_writes: bool,
+    /// `failover_timeout` in milliseconds (saturated at about 49 days).
+    failover_timeout_ms: u32,
+}
+
+impl SessionRouting {
+    pub(super) fn new(r: &RoutingConfig) -> SessionRouting {
+        SessionRouting {
+            route: r.route,
+            replica_fallback: r.replica_fallback,
+            read_your_writes: r.read_your_writes,
+            failover_timeout_ms: u32::try_from(r.failover_timeout.as_millis()).unwrap_or(u32::MAX),
+        }
+    }
+
+    pub(super) fn failover_timeout(&self) -> Duration {
+        Duration::from_millis(u64::from(self.failover_timeout_ms))
+    }
 }
 
 impl Session {
@@ -148,7 +167,7 @@ impl Session {
             }
         }
         if let Some(d) = self.state.config().databases.get(&self.db.name) {
-            self.routing = d.routing.clone();
+            self.routing = SessionRouting::new(&d.routing);
         }
     }
 
@@ -197,8 +216,8 @@ impl Session {
             .config()
             .databases
             .get(&database)
-            .map(|d| d.routing.clone())
-            .unwrap_or_else(|| state.config().proxy.routing.clone());
+            .map(|d| SessionRouting::new(&d.routing))
+            .unwrap_or_else(|| SessionRouting::new(&state.config().proxy.routing));
         let key = state.cancels.register(&database);
         let id = NEXT_CLIENT_ID.fetch_add(1, Ordering::Relaxed);
         let peer = io
@@ -238,10 +257,8 @@ impl Session {
             primary_pool: None,
             route_setting,
             ryw: ReadYourWrites::default(),
-            verdicts: HashMap::new(),
             replay: SessionState::default(),
             startup_params: ParamSet::new(),
-            stmts: ClientStatements::default(),
             session_lost: false,
             entry,
         };
@@ -352,7 +369,7 @@ impl Session {
             // The failover wait starts after the pause.
             started = Instant::now();
         }
-        let give_up = started + self.routing.failover_timeout;
+        let give_up = started + self.routing.failover_timeout();
         let topology = &self.db.topology;
         let mut held = false;
         let mut refetched = false;
@@ -612,7 +629,7 @@ impl Session {
         );
         if self.mode != PoolMode::Session {
             pump.sharing(
-                &mut self.stmts,
+                &mut busy.stmts,
                 knobs.max_prepared_statements,
                 knobs.cache_unnamed_statements,
             );
@@ -638,7 +655,9 @@ impl Session {
             // DISCARD ALL / DEALLOCATE ALL ran on this connection: its
             // statements are gone, and so are the client's.
             conn.statements.clear();
-            self.stmts.clear();
+            if let Some(b) = self.busy.as_deref_mut() {
+                b.stmts.clear();
+            }
         }
         if std::mem::take(&mut self.replay.reset_all) {
             // RESET ALL / DISCARD ALL also undid what pgferry applied. On
