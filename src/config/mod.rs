@@ -198,7 +198,8 @@ pub struct ProxyConfig {
     /// a client's unnamed statement (Parse/Bind/Execute without a name, as most drivers send
     /// one-off queries) as a shared prepared statement too, so the same text parsed again
     /// skips Postgres' parsing and planning. Changes plan choice (generic plans after five
-    /// executions) and can surface "cached plan must not change result type" once after DDL.
+    /// executions) and can surface "cached plan must not change result type" once after DDL;
+    /// a standalone read in flight when its node fails is not re-run elsewhere.
     pub cache_unnamed_statements: bool,
     /// `pin_policy`, default "pin": what transaction and statement modes do with a client
     /// that creates state which cannot move between server connections.
