@@ -229,6 +229,18 @@ pub const EMPTY_UNNAMED_PARSE: &[u8] = b"P\0\0\0\x08\0\0\0\0";
 /// the server that still yields the CloseComplete the client expects.
 pub const CLOSED_PLACEHOLDER: &str = "pgferry_closed";
 
+/// Whether `sql` starts (after ASCII whitespace, which is all Postgres
+/// skips) with the word DEALLOCATE: the cheap test before
+/// [`deallocate_name`].
+pub fn starts_deallocate(sql: &[u8]) -> bool {
+    let start = sql
+        .iter()
+        .position(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c))
+        .unwrap_or(sql.len());
+    sql.get(start..start + 10)
+        .is_some_and(|w| w.eq_ignore_ascii_case(b"deallocate"))
+}
+
 /// The statement name of a SQL `DEALLOCATE [PREPARE] name` (not `ALL`), as
 /// Postgres resolves it: unquoted names fold to lower case, quoted ones keep
 /// their case. None for anything else.
@@ -374,6 +386,19 @@ mod tests {
         assert_eq!(deallocate_name("DEALLOCATEx"), None);
         assert_eq!(deallocate_name("DEALLOCATE"), None);
         assert_eq!(deallocate_name("SELECT 1"), None);
+        for (sql, starts) in [
+            ("DEALLOCATE s0", true),
+            (" \t\ndeallocate prepare x", true),
+            ("DEALLOCATE", true),
+            ("DEALLOCAT", false),
+            ("SELECT 1", false),
+            ("", false),
+        ] {
+            assert_eq!(starts_deallocate(sql.as_bytes()), starts, "{sql:?}");
+            if !starts {
+                assert_eq!(deallocate_name(sql), None, "{sql:?}");
+            }
+        }
         let q = framed(b'Q', |o| o.put_slice(b"DEALLOCATE s0\0"));
         let r = rewrite_deallocate(&q).unwrap();
         assert_eq!(&r[5..], b"DEALLOCATE pgferry_deallocated\0");

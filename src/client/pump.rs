@@ -852,9 +852,13 @@ impl<'a> Pump<'a> {
         let Some(stmts) = self.stmts.as_deref_mut() else {
             return false;
         };
+        // (Most texts are no DEALLOCATE: a look at the first word settles
+        // it before the text is checked for UTF-8.)
         let dealloc = matches!(t, tag::QUERY | tag::PARSE)
-            .then(|| super::route::head_text(msg))
+            .then(|| super::route::head_bytes(msg))
             .flatten()
+            .filter(|b| prepared::starts_deallocate(b))
+            .and_then(|b| std::str::from_utf8(b).ok())
             .and_then(prepared::deallocate_name)
             .filter(|name| stmts.get(name).is_some())
             .filter(|_| t == tag::QUERY || prepared::parse_name(msg) == Some(""));
