@@ -948,13 +948,14 @@ impl<'a> Pump<'a> {
                 // What follows in the batch, if it is here already.
                 let next = self.io.rbuf.get(start + total).copied();
                 let answered_later = next.is_some_and(|t| t != tag::FLUSH);
-                if fresh && answered_later && self.server.statements.contains(&p.server_name) {
+                let here = self.server.statements.contains(&p.server_name);
+                if fresh && answered_later && here {
                     // Prepared here already and first in its batch: the
                     // server gets nothing for it, and the client's
                     // ParseComplete is written in front of the batch's
                     // answers, which the message after it guarantees.
                     self.synth.push_back(batch);
-                } else if self.server.statements.contains(&p.server_name) {
+                } else if here {
                     // Prepared here already: an empty unnamed Parse earns
                     // the client its ParseComplete, and the Bind that
                     // follows uses the prepared (and planned) statement.
