@@ -709,3 +709,154 @@ async fn unnamed_statements_stay_unnamed_by_default() {
     .await;
     assert_eq!(answers(&mut a).await.1, vec!["0".to_owned()]);
 }
+
+/// One step of the differential test below: bytes to send, and how many
+/// ReadyForQuery end its answers.
+fn random_step(next: &mut impl FnMut(usize) -> usize, has_unnamed: &mut bool) -> (Vec<u8>, usize) {
+    // (No error that a generic plan would move from Bind to Execute: that
+    // difference is documented, not tested.)
+    const TEXTS: [&str; 3] = [
+        "SELECT $1::int + 1",
+        "SELECT 100 / ($1::int + 1)",
+        "SELECT $1::int * 2 AS x",
+    ];
+    const PARAMS: [&str; 4] = ["1", "5", "0", "x"];
+    let full = |next: &mut dyn FnMut(usize) -> usize| {
+        let mut m = parse_msg("", TEXTS[next(TEXTS.len())]);
+        if next(3) == 0 {
+            m.extend_from_slice(&message(b'D', b"S\0"));
+        }
+        if next(4) == 0 {
+            m.extend_from_slice(&message(b'H', b""));
+        }
+        m.extend_from_slice(&bind_exec_sync("", &[PARAMS[next(PARAMS.len())]]));
+        m
+    };
+    match next(8) {
+        0 if *has_unnamed => (bind_exec_sync("", &[PARAMS[next(PARAMS.len())]]), 1),
+        1 => {
+            *has_unnamed = false;
+            (query_msg("SELECT 7"), 1)
+        }
+        2 => {
+            // Pipelined batches in one write.
+            *has_unnamed = true;
+            let mut m = full(next);
+            m.extend_from_slice(&full(next));
+            m.extend_from_slice(&full(next));
+            (m, 3)
+        }
+        3 => {
+            *has_unnamed = true;
+            let mut m = parse_msg("", TEXTS[next(TEXTS.len())]);
+            m.extend_from_slice(&message(b'S', b""));
+            (m, 1)
+        }
+        4 if *has_unnamed => {
+            *has_unnamed = false;
+            let mut m = message(b'C', b"S\0");
+            m.extend_from_slice(&message(b'S', b""));
+            (m, 1)
+        }
+        _ => {
+            *has_unnamed = true;
+            (full(next), 1)
+        }
+    }
+}
+
+/// Every message tag up to the `syncs`-th ReadyForQuery, data rows' first
+/// column and errors' SQLSTATE inline.
+async fn transcript(r: &mut Raw, syncs: usize) -> String {
+    let mut out = String::new();
+    let mut seen = 0;
+    while seen < syncs {
+        let Some((tag, body)) = r.recv(Duration::from_secs(10)).await else {
+            panic!("no answer after {out:?}");
+        };
+        out.push(tag as char);
+        match tag {
+            b'D' => {
+                let len = i32::from_be_bytes([body[2], body[3], body[4], body[5]]);
+                out.push_str(&format!(
+                    "({})",
+                    String::from_utf8_lossy(&body[6..6 + len as usize])
+                ));
+            }
+            b'E' => out.push_str(&format!("({})", field(&body, b'C'))),
+            b'Z' => seen += 1,
+            _ => {}
+        }
+    }
+    out
+}
+
+/// A raw session straight to Postgres (the cluster trusts `trustuser` on
+/// 127.0.0.1).
+async fn raw_direct(port: u16) -> Raw {
+    let mut r = Raw::connect(port).await;
+    r.send(&startup_packet(&[
+        ("user", "trustuser"),
+        ("database", "app"),
+    ]))
+    .await;
+    while let Some((tag, _)) = r.recv(Duration::from_secs(10)).await {
+        if tag == b'Z' {
+            return r;
+        }
+    }
+    panic!("no ReadyForQuery from Postgres");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cached_unnamed_statements_answer_as_postgres_does() {
+    // The same random conversations through pgferry with the cache (two
+    // clients sharing one server connection) and straight to Postgres (a
+    // backend each, where a client's unnamed statement is its own): every
+    // answer, in order, must be the same. (Without the cache, pgferry, like
+    // any transaction pooler, loses a client's unnamed statement when
+    // another client's work runs on the connection in between.)
+    let c = shared_cluster();
+    let on = Proxy::start(&config(
+        c,
+        "transaction",
+        1,
+        "auth_method = \"trust\"\ncache_unnamed_statements = true",
+    ));
+    let mut clients = [
+        [raw_login_trust(on.port).await, raw_direct(c.port(0)).await],
+        [raw_login_trust(on.port).await, raw_direct(c.port(0)).await],
+    ];
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = |n: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % n as u64) as usize
+    };
+    let mut has_unnamed = [false, false];
+    for step in 0..400 {
+        let who = next(2);
+        let (bytes, syncs) = random_step(&mut next, &mut has_unnamed[who]);
+        let [ferry, direct] = &mut clients[who];
+        ferry.send(&bytes).await;
+        direct.send(&bytes).await;
+        let (a, b) = (
+            transcript(ferry, syncs).await,
+            transcript(direct, syncs).await,
+        );
+        assert_eq!(a, b, "step {step}, client {who}: through pgferry vs direct");
+    }
+    // The cache was used: the shared statements are on the server.
+    let [ferry, _] = &mut clients[0];
+    ferry
+        .send(&query_msg(
+            "SELECT count(*) FROM pg_prepared_statements WHERE name LIKE 'pgf_%'",
+        ))
+        .await;
+    let t = transcript(ferry, 1).await;
+    assert!(
+        !t.contains("D(0)"),
+        "no shared statement on the server: {t}"
+    );
+}
