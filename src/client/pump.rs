@@ -909,7 +909,6 @@ impl<'a> Pump<'a> {
                 Some((b'S', name)) => Plan::CloseNamed(name.to_owned()),
                 _ => Plan::AsIs,
             },
-
             _ => Plan::AsIs,
         };
         let strays = self.server.statements.take_strays();
@@ -1127,7 +1126,6 @@ impl<'a> Pump<'a> {
         self.synth.pop_front();
         const PARSE_COMPLETE: &[u8] = b"1\0\0\0\x04";
         let len = self.sbuf.len();
-        self.sbuf.reserve(PARSE_COMPLETE.len());
         self.sbuf.extend_from_slice(PARSE_COMPLETE);
         self.sbuf.copy_within(at..len, at + PARSE_COMPLETE.len());
         self.sbuf[at..at + PARSE_COMPLETE.len()].copy_from_slice(PARSE_COMPLETE);

@@ -162,7 +162,8 @@ pub fn facts(text: Option<&str>, policy: &FunctionPolicy) -> BatchFacts {
     }
     BatchFacts {
         hint: classify::route_hint(text),
-        verdict: classify::classify(text, policy),
+        // (Not `classify`: its first step is the shortcut just tried.)
+        verdict: classify::classify_lexed(text, policy),
         tx: classify::tx_effect(text),
         plain: false,
     }

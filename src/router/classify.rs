@@ -360,8 +360,8 @@ pub fn plain_select(sql: &str) -> bool {
 }
 
 /// [`classify`] without the plain-SELECT shortcut (`fast`): what the fuzz
-/// target compares the shortcut against.
-#[cfg(any(test, feature = "fuzzing"))]
+/// target compares the shortcut against, and what the router asks once
+/// [`plain_select`] has said no.
 pub fn classify_lexed(sql: &str, policy: &FunctionPolicy) -> Verdict {
     classify_pass(sql, policy, false)
 }
