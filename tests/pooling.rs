@@ -647,17 +647,11 @@ async fn waiters_time_out_on_their_own_deadlines_in_a_busy_line() {
 
     // B waits behind A with a 1 s deadline (after a reload): it times out
     // on its own deadline, not A's.
-    let cfg = std::fs::read_to_string(&p.config_path).unwrap();
-    std::fs::write(
-        &p.config_path,
-        cfg.replace(
-            "query_wait_timeout = \"10s\"",
-            "query_wait_timeout = \"1s\"",
-        ),
+    p.reload_replacing(
+        "query_wait_timeout = \"10s\"",
+        "query_wait_timeout = \"1s\"",
     )
-    .unwrap();
-    p.signal("HUP");
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    .await;
     let started = Instant::now();
     let err = try_one(&b, "SELECT 1").await.expect_err("B must time out");
     let waited = started.elapsed();

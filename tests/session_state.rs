@@ -667,17 +667,11 @@ async fn cache_unnamed_statements_keeps_unnamed_statements_prepared() {
 
     // Turned off by a reload: the next unnamed Parse is the server's own
     // again, and the client's cached one is forgotten.
-    let cfg = std::fs::read_to_string(&p.config_path).unwrap();
-    std::fs::write(
-        &p.config_path,
-        cfg.replace(
-            "cache_unnamed_statements = true",
-            "cache_unnamed_statements = false",
-        ),
+    p.reload_replacing(
+        "cache_unnamed_statements = true",
+        "cache_unnamed_statements = false",
     )
-    .unwrap();
-    p.signal("HUP");
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    .await;
     for i in 0..2 {
         a.send(&unnamed_batch(sql, &i.to_string())).await;
         assert_eq!(

@@ -408,6 +408,24 @@ impl Proxy {
         self.child.id()
     }
 
+    /// Replaces `from` by `to` in the config file, sends SIGHUP and waits
+    /// (up to 10 s) until pgferry logs that it reloaded.
+    pub async fn reload_replacing(&self, from: &str, to: &str) {
+        let config = fs::read_to_string(&self.config_path).expect("read config");
+        assert!(config.contains(from), "{from:?} not in the config");
+        fs::write(&self.config_path, config.replace(from, to)).expect("write config");
+        let reloads = || self.log().matches("config reloaded").count();
+        let before = reloads();
+        self.signal("HUP");
+        for _ in 0..200 {
+            if reloads() > before {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("no reload logged:\n{}", self.log());
+    }
+
     /// Sends a signal by name (e.g. "HUP", "TERM") to the pgferry process.
     pub fn signal(&self, sig: &str) {
         let status = Command::new("kill")
