@@ -2,6 +2,8 @@
 //! buffer is routed (primary or a replica), runs on a checked-out server
 //! connection, and the connection goes back at the next release point.
 
+use std::future::Future;
+use std::task::Poll;
 use std::time::Instant;
 
 use bytes::Buf;
@@ -57,37 +59,37 @@ impl Session {
             let need = self.head_len()?;
             if self.io.rbuf.len() < need || self.discard_until_sync || self.discard_bytes > 0 {
                 self.io.flush().await?;
-                let idle_limit = self.knobs.client_idle_timeout;
-                let io = &mut self.io;
-                let kill = &self.entry.kill;
-                // Cancel-safe: read_more is.
-                let sbuf = &mut self.sbuf;
-                let read = async {
-                    if idle_limit.is_zero() || !io.rbuf.is_empty() {
-                        io.wait_idle(sbuf).await?;
-                        io.read_more().await
-                    } else {
-                        // Boxed: only sessions with client_idle_timeout pay
-                        // for the timer's room, and only while they wait.
-                        Box::pin(tokio::time::timeout(idle_limit, async {
-                            io.wait_idle(sbuf).await?;
-                            io.read_more().await
-                        }))
-                        .await
-                        .unwrap_or(Err(ClientError::IdleTimeout))
-                    }
+                // Only a client parked with nothing buffered is timed; the
+                // timer is boxed so that sessions without client_idle_timeout
+                // do not carry its room in their task.
+                let mut timer = {
+                    let limit = self.knobs.client_idle_timeout;
+                    (!limit.is_zero() && self.io.rbuf.is_empty())
+                        .then(|| Box::pin(tokio::time::sleep(limit)))
                 };
-                let read = tokio::select! {
-                    r = read => r,
-                    _ = kill.woken() => {
-                        if kill.is_killed() {
-                            // KILL_CLIENT: Session::run tells the client.
-                            return Ok(());
-                        }
-                        // Woken by the shutdown drain (the app wakes every
-                        // client's switch when it starts draining).
-                        Err(ClientError::ShuttingDown)
+                let (io, sbuf, kill) = (&mut self.io, &mut self.sbuf, &self.entry.kill);
+                // One poll function instead of a select over futures: this
+                // is where idle clients wait, and its state is in each of
+                // their tasks. None: woken by KILL_CLIENT or the drain.
+                let woke = std::future::poll_fn(|cx| {
+                    if kill.poll_woken(cx).is_ready() {
+                        return Poll::Ready(None);
                     }
+                    if let Some(t) = timer.as_mut() {
+                        if t.as_mut().poll(cx).is_ready() {
+                            return Poll::Ready(Some(Err(ClientError::IdleTimeout)));
+                        }
+                    }
+                    io.poll_idle_read(sbuf, cx).map(Some)
+                })
+                .await;
+                let read = match woke {
+                    Some(r) => r,
+                    // KILL_CLIENT: Session::run tells the client.
+                    None if self.entry.kill.is_killed() => return Ok(()),
+                    // Woken by the shutdown drain (the app wakes every
+                    // client's switch when it starts draining).
+                    None => Err(ClientError::ShuttingDown),
                 };
                 match read {
                     Ok(_) => continue,

@@ -1,6 +1,9 @@
 //! The client socket with its two buffers: bytes read from the client and
 //! bytes queued for it.
 
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -61,27 +64,41 @@ impl ClientIo {
         }
     }
 
-    /// Waits until the client has something to read (returns at once if
-    /// bytes are buffered). Empty buffers, `extra` (the session's
-    /// server-to-client buffer) too, go back to the thread's spares first
-    /// (see `spare`): most of a pooler's clients are idle at any moment, and
-    /// 8 KiB each would be most of its memory. Plain TCP waits for
-    /// readiness; rustls may hold decrypted bytes the socket no longer
-    /// signals, so a TLS client goes straight to reading.
-    /// Cancel-safe (it only waits for readiness).
-    pub async fn wait_idle(&mut self, extra: &mut BytesMut) -> Result<(), ClientError> {
-        if !self.rbuf.is_empty() {
-            return Ok(());
+    /// Reads at least one more byte for a session parked between requests,
+    /// as a poll function: a parked session's task holds no read future
+    /// (most of a pooler's clients are parked at any moment, and the task's
+    /// size is paid by each of them). While a plain-TCP client has nothing
+    /// buffered, its empty buffers, `extra` (the session's server-to-client
+    /// buffer) too, go back to the thread's spares (see `spare`) and only
+    /// readiness is waited for; a read buffer is taken once bytes arrived.
+    /// rustls may hold decrypted bytes the socket no longer signals, so a
+    /// TLS client is read from directly. Nothing is consumed while Pending.
+    pub fn poll_idle_read(
+        &mut self,
+        extra: &mut BytesMut,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<usize, ClientError>> {
+        let plain_empty = matches!(self.stream, Stream::Plain(_)) && self.rbuf.is_empty();
+        if plain_empty {
+            self.release_empty();
+            super::spare::give(extra);
+            // poll_read_ready parks the waker in the socket's own
+            // registration; `readable()` would add a waiter node.
+            ready!(self.stream.tcp().poll_read_ready(cx))?;
         }
-        self.release_empty();
-        super::spare::give(extra);
-        let Stream::Plain(tcp) = &self.stream else {
-            return Ok(());
-        };
-        // poll_read_ready parks the waker in the socket's own registration;
-        // `readable()` would add a waiter node to every idle client's task.
-        std::future::poll_fn(|cx| tcp.poll_read_ready(cx)).await?;
-        Ok(())
+        super::spare::reserve(&mut self.rbuf);
+        match tokio_util::io::poll_read_buf(Pin::new(&mut self.stream), cx, &mut self.rbuf) {
+            Poll::Ready(Ok(0)) => Poll::Ready(Err(ClientError::Closed)),
+            Poll::Ready(Ok(n)) => Poll::Ready(Ok(n)),
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e.into())),
+            Poll::Pending => {
+                if plain_empty {
+                    // Readiness was stale: wait without the buffer.
+                    self.release_empty();
+                }
+                Poll::Pending
+            }
+        }
     }
 
     /// Writes everything queued.

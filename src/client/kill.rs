@@ -63,7 +63,12 @@ impl KillSwitch {
 
     /// Completes once killed or drained.
     pub fn woken(&self) -> impl Future<Output = ()> + '_ {
-        std::future::poll_fn(|cx| self.poll_until(cx, Self::is_woken))
+        std::future::poll_fn(|cx| self.poll_woken(cx))
+    }
+
+    /// Ready once killed or drained (`woken` as a poll function).
+    pub fn poll_woken(&self, cx: &mut Context<'_>) -> Poll<()> {
+        self.poll_until(cx, Self::is_woken)
     }
 }
 
