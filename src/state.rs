@@ -63,13 +63,14 @@ impl UserAuth {
 }
 
 pub struct Database {
-    pub name: String,
+    /// Shared by every client's registry entries (not copied per client).
+    pub name: Arc<str>,
     pub topology: Arc<Topology>,
     /// PAUSE / RESUME of this database.
     pub gate: PauseGate,
     /// Per user: one pool per node, indexed like the hosts list. Users from
     /// `auth_file` and `auth_query` get theirs at their first login.
-    pools: RwLock<HashMap<String, Vec<Arc<Pool>>>>,
+    pools: RwLock<HashMap<Arc<str>, Vec<Arc<Pool>>>>,
     pool_modes: HashMap<String, PoolMode>,
     /// Pool mode and size of users without settings of their own.
     default_mode: PoolMode,
@@ -131,7 +132,7 @@ impl Database {
         pools: Vec<Arc<Pool>>,
     ) -> Option<Vec<Arc<Pool>>> {
         let mut map = self.pools.write().unwrap_or_else(|p| p.into_inner());
-        map.insert(user.to_owned(), pools)
+        map.insert(Arc::from(user), pools)
     }
 
     pub(crate) fn remove_pools(&self, user: &str) -> Option<Vec<Arc<Pool>>> {
@@ -142,9 +143,19 @@ impl Database {
     /// Users with pools here, sorted.
     pub fn users(&self) -> Vec<String> {
         let pools = self.pools.read().unwrap_or_else(|p| p.into_inner());
-        let mut v: Vec<String> = pools.keys().cloned().collect();
+        let mut v: Vec<String> = pools.keys().map(|k| k.to_string()).collect();
         v.sort_unstable();
         v
+    }
+
+    /// `user`'s name as this database's pools hold it: one copy shared by
+    /// all of the user's clients instead of a string each.
+    pub fn user_name(&self, user: &str) -> Arc<str> {
+        let pools = self.pools.read().unwrap_or_else(|p| p.into_inner());
+        match pools.get_key_value(user) {
+            Some((name, _)) => name.clone(),
+            None => Arc::from(user),
+        }
     }
 
     /// The pools of `user`, one per node.
@@ -182,7 +193,7 @@ impl Database {
                 )
             })
             .collect();
-        pools.insert(user.to_owned(), per_node);
+        pools.insert(Arc::from(user), per_node);
     }
 }
 
@@ -650,7 +661,7 @@ pub(crate) fn build_database(
             },
             user_limits,
         );
-        pools.insert(user.name.clone(), per_node);
+        pools.insert(Arc::from(user.name.as_str()), per_node);
         pool_modes.insert(user.name.clone(), config.pool_mode_for(name, &user.name));
     }
     let probe_spec = match monitor {
@@ -667,7 +678,7 @@ pub(crate) fn build_database(
         },
     };
     Database {
-        name: name.to_owned(),
+        name: Arc::from(name),
         gate: PauseGate::default(),
         topology: Topology::new(
             name.to_owned(),

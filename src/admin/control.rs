@@ -116,7 +116,7 @@ pub fn kill(state: &Arc<State>, db: &str, out: &mut BytesMut) -> Result<(), Admi
     let dbs = select(state, Some(db))?;
     let mut killed = 0;
     for c in state.clients.snapshot() {
-        if c.database == db {
+        if &*c.database == db {
             c.kill.kill();
             killed += 1;
         }

@@ -37,7 +37,9 @@ struct ClientCounts {
 fn client_counts(state: &State) -> BTreeMap<(String, String), ClientCounts> {
     let mut m: BTreeMap<(String, String), ClientCounts> = BTreeMap::new();
     for c in state.clients.snapshot() {
-        let e = m.entry((c.database.clone(), c.user.clone())).or_default();
+        let e = m
+            .entry((c.database.to_string(), c.user.to_string()))
+            .or_default();
         match c.wait_us() {
             Some(w) => {
                 e.waiting += 1;
@@ -92,7 +94,7 @@ pub fn pools(state: &State, out: &mut BytesMut) {
     for db in &sorted_dbs(state) {
         for user in &db.users() {
             let c = clients
-                .get(&(db.name.clone(), user.to_owned()))
+                .get(&(db.name.to_string(), user.to_owned()))
                 .copied()
                 .unwrap_or_default();
             let (sv_active, sv_idle, sv_login) = server_counts(db.user_pools(user).iter());
@@ -216,7 +218,7 @@ fn server_row(state: &State, s: &ServerEntry) -> Vec<Option<String>> {
         id => state
             .clients
             .get(id)
-            .map(|c| c.application_name.clone())
+            .map(|c| c.application_name.to_string())
             .unwrap_or_default(),
     };
     vec![
@@ -409,7 +411,7 @@ pub fn databases(state: &State, out: &mut BytesMut) {
     );
     let config = state.config();
     for db in &sorted_dbs(state) {
-        let Some(cfg) = config.databases.get(&db.name) else {
+        let Some(cfg) = config.databases.get(&*db.name) else {
             continue;
         };
         // PgBouncer's one host: the current primary (else the first host).

@@ -206,10 +206,14 @@ fn client_families(state: &State) -> Vec<Family> {
     let mut pinned: BTreeMap<(String, &'static str), u64> = BTreeMap::new();
     for c in state.clients.snapshot() {
         *counts
-            .entry((c.database.clone(), c.user.clone(), c.state().as_str()))
+            .entry((
+                c.database.to_string(),
+                c.user.to_string(),
+                c.state().as_str(),
+            ))
             .or_insert(0) += 1;
         if let Some((reason, _)) = c.pin() {
-            *pinned.entry((c.database.clone(), reason)).or_insert(0) += 1;
+            *pinned.entry((c.database.to_string(), reason)).or_insert(0) += 1;
         }
     }
     let clients = counts

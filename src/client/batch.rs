@@ -584,7 +584,7 @@ impl Session {
                     });
                 }
                 if self.routing.replica_fallback == ReplicaFallback::Error {
-                    return Err(ClientError::NoReplica(self.db.name.clone()));
+                    return Err(ClientError::NoReplica(self.db.name.to_string()));
                 }
             }
         }
@@ -610,7 +610,7 @@ impl Session {
         let pool = self
             .db
             .pool(&self.user, target.node)
-            .ok_or_else(|| ClientError::UnknownRole(self.user.clone()))?;
+            .ok_or_else(|| ClientError::UnknownRole(self.user.to_string()))?;
         let deadline = self.deadline();
         self.entry.waiting();
         let got = match self.wait_unpaused(deadline).await {

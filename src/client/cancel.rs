@@ -58,12 +58,12 @@ impl Drop for CancelKey {
 }
 
 impl CancelRegistry {
-    pub fn register(self: &Arc<Self>, database: &str) -> CancelKey {
+    pub fn register(self: &Arc<Self>, database: Arc<str>) -> CancelKey {
         let mut rng = rand::thread_rng();
         let secret: u32 = rng.gen();
         let entry = Arc::new(CancelEntry {
             secret,
-            database: Arc::from(database),
+            database,
             target: Mutex::new(None),
         });
         let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
@@ -116,7 +116,7 @@ mod tests {
     #[test]
     fn only_matching_keys_cancel() {
         let reg = Arc::new(CancelRegistry::default());
-        let key = reg.register("app");
+        let key = reg.register(Arc::from("app"));
         let target = CancelTarget {
             addr: "127.0.0.1:5432".parse().unwrap(),
             pid: 42,

@@ -138,7 +138,7 @@ pub async fn start_tls(io: ClientIo, state: &State, direct: bool) -> Result<Clie
     let (stream, info) = crate::tls::accept(side, tcp, direct).await?;
     Ok(ClientIo {
         stream,
-        tls: Some(info),
+        tls: Some(Box::new(info)),
         rbuf,
         wbuf,
     })

@@ -24,8 +24,9 @@ pub const LOGIN_CHUNK: usize = 512;
 
 pub struct ClientIo {
     pub stream: Stream,
-    /// Set once the client completed a TLS handshake.
-    pub tls: Option<ClientTlsInfo>,
+    /// Set once the client completed a TLS handshake (boxed: most
+    /// sessions are plain TCP, and every session carries this field).
+    pub tls: Option<Box<ClientTlsInfo>>,
     /// Bytes read from the client, not yet handled.
     pub rbuf: BytesMut,
     /// Bytes queued for the client.

@@ -146,7 +146,8 @@ pub struct Tracker {
     /// outcome is unknown.
     pub end_in_flight: bool,
     /// The FATAL error the server ended the connection with, if any.
-    pub server_fatal: Option<(String, String)>,
+    /// (Boxed: rare, and the tracker lives in every session.)
+    pub server_fatal: Option<Box<(String, String)>>,
 }
 
 impl Default for Tracker {
@@ -1213,7 +1214,7 @@ impl<'a> Pump<'a> {
                             // own connection is over); the session answers
                             // in its place.
                             self.track.server_fatal =
-                                Some((e.code.to_owned(), e.message.to_owned()));
+                                Some(Box::new((e.code.to_owned(), e.message.to_owned())));
                             self.server.broken = true;
                             self.server_gone = true;
                             return;

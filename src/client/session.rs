@@ -40,7 +40,7 @@ pub(super) enum TxLost {
 
 /// What a client is told when its server went away (see `server_lost`).
 fn lost_reply(t: &Tracker) -> (&str, String, TxStatus) {
-    if let Some((code, message)) = &t.server_fatal {
+    if let Some((code, message)) = t.server_fatal.as_deref() {
         if !super::pump::node_going_away(code) {
             return (code.as_str(), message.clone(), TxStatus::Idle);
         }
@@ -77,7 +77,8 @@ pub struct Session {
     pub id: u64,
     pub(super) state: Arc<State>,
     pub(super) db: Arc<Database>,
-    pub(super) user: String,
+    /// Shared with the database's pools and the client registry.
+    pub(super) user: Arc<str>,
     pub(super) mode: PoolMode,
     pub(super) io: ClientIo,
     pub(super) desired: ParamSet,
@@ -166,7 +167,7 @@ impl Session {
                 self.db = db;
             }
         }
-        if let Some(d) = self.state.config().databases.get(&self.db.name) {
+        if let Some(d) = self.state.config().databases.get(&*self.db.name) {
             self.routing = SessionRouting::new(&d.routing);
         }
     }
@@ -218,7 +219,8 @@ impl Session {
             .get(&database)
             .map(|d| SessionRouting::new(&d.routing))
             .unwrap_or_else(|| SessionRouting::new(&state.config().proxy.routing));
-        let key = state.cancels.register(&database);
+        let key = state.cancels.register(db.name.clone());
+        let user = db.user_name(&user);
         let id = NEXT_CLIENT_ID.fetch_add(1, Ordering::Relaxed);
         let peer = io
             .stream
@@ -226,8 +228,8 @@ impl Session {
             .unwrap_or_else(|_| std::net::SocketAddr::from(([0, 0, 0, 0], 0)));
         let entry = state.clients.register(ClientEntry::new(
             id,
-            &database,
-            &user,
+            db.name.clone(),
+            user.clone(),
             peer,
             io.stream.local_addr().ok(),
             desired.get("application_name").unwrap_or(""),
@@ -381,7 +383,7 @@ impl Session {
                         let p = self
                             .db
                             .pool(&self.user, node)
-                            .ok_or_else(|| ClientError::UnknownRole(self.user.clone()))?;
+                            .ok_or_else(|| ClientError::UnknownRole(self.user.to_string()))?;
                         self.primary_pool = Some((node, p.clone()));
                         p
                     }
@@ -417,7 +419,7 @@ impl Session {
             if Instant::now() >= give_up {
                 topology.note_failover_error();
                 return Err(ClientError::FailoverTimeout {
-                    database: self.db.name.clone(),
+                    database: self.db.name.to_string(),
                     waited: started.elapsed(),
                 });
             }

@@ -150,11 +150,11 @@ impl ClientState {
 #[derive(Debug)]
 pub struct ClientEntry {
     pub id: u64,
-    pub database: String,
-    pub user: String,
+    pub database: Arc<str>,
+    pub user: Arc<str>,
     pub peer: SocketAddr,
     pub local: Option<SocketAddr>,
-    pub application_name: String,
+    pub application_name: Box<str>,
     /// The process id pgferry gave the client (its cancel key).
     pub remote_pid: u32,
     pub connect_us: u64,
@@ -176,8 +176,8 @@ impl Keyed for ClientEntry {
 impl ClientEntry {
     pub fn new(
         id: u64,
-        database: &str,
-        user: &str,
+        database: Arc<str>,
+        user: Arc<str>,
         peer: SocketAddr,
         local: Option<SocketAddr>,
         application_name: &str,
@@ -186,11 +186,11 @@ impl ClientEntry {
         let now = clock::now_us();
         ClientEntry {
             id,
-            database: database.to_owned(),
-            user: user.to_owned(),
+            database,
+            user,
             peer,
             local,
-            application_name: application_name.to_owned(),
+            application_name: application_name.into(),
             remote_pid,
             connect_us: now,
             state: AtomicU8::new(ClientState::Idle as u8),
@@ -366,7 +366,7 @@ mod tests {
 
     fn client(id: u64) -> ClientEntry {
         let peer: SocketAddr = "127.0.0.1:5000".parse().unwrap();
-        ClientEntry::new(id, "app", "app", peer, None, "psql", 1)
+        ClientEntry::new(id, "app".into(), "app".into(), peer, None, "psql", 1)
     }
 
     #[test]
