@@ -82,6 +82,7 @@ async fn client_task(
 /// A logged-in client's session; its `max_client_conn` permit is released
 /// when it ends. (An async block rather than an async fn: a fn's arguments
 /// would be laid out twice in the task, as arguments and as locals.)
+#[allow(clippy::manual_async_fn)] // see above: the layout is the point
 fn session_task(
     session: Box<super::session::Session>,
     permit: Option<OwnedSemaphorePermit>,
