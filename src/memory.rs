@@ -1,10 +1,12 @@
 //! Giving memory back to the operating system after a crowd of clients left.
 //!
-//! glibc's allocator keeps freed memory in its arenas; after ten thousand
-//! clients disconnect, their sessions' memory would stay resident for the
-//! life of the process. `malloc_trim` returns the free pages (also from the
-//! middle of the heap). It walks the arenas, so it runs only when the number
-//! of clients fell well below its recent high-water mark, not per client.
+//! An allocator keeps freed memory in its arenas; after ten thousand
+//! clients disconnect, their sessions' memory would stay resident (glibc's
+//! for the life of the process, jemalloc's until its decay timer runs out).
+//! A trim returns the free pages: jemalloc's `arena.<all>.purge` in the
+//! default build, glibc's `malloc_trim` with the system allocator. It walks
+//! the arenas, so it runs only when the number of clients fell well below
+//! its recent high-water mark, not per client.
 
 /// Fewer clients than this gone since the high-water mark: not worth a trim.
 const MIN_DROP: usize = 256;
@@ -32,8 +34,32 @@ impl Trimmer {
     }
 }
 
-// The crate denies unsafe code; this is its one exception, a libc call.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
+// The crate denies unsafe code; the trims are its exception, one
+// allocator call each.
+#[cfg(all(feature = "jemalloc", not(feature = "mimalloc")))]
+#[allow(unsafe_code)]
+fn trim() {
+    // 4096 is MALLCTL_ARENAS_ALL: every arena's unused dirty pages.
+    let name = c"arena.4096.purge";
+    // SAFETY: a mallctl write-less command with no old/new values (null
+    // pointers and zero lengths are what jemalloc documents for "purge").
+    let rc = unsafe {
+        tikv_jemalloc_sys::mallctl(
+            name.as_ptr(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            0,
+        )
+    };
+    tracing::debug!(rc, "returned free memory to the OS");
+}
+
+#[cfg(all(
+    target_os = "linux",
+    target_env = "gnu",
+    not(all(feature = "jemalloc", not(feature = "mimalloc")))
+))]
 #[allow(unsafe_code)]
 fn trim() {
     // SAFETY: malloc_trim only inspects and releases the allocator's own
@@ -42,7 +68,10 @@ fn trim() {
     tracing::debug!(released = released != 0, "returned free memory to the OS");
 }
 
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+#[cfg(not(any(
+    all(target_os = "linux", target_env = "gnu"),
+    all(feature = "jemalloc", not(feature = "mimalloc"))
+)))]
 fn trim() {}
 
 #[cfg(test)]

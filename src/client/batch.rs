@@ -41,7 +41,7 @@ impl Session {
             // Session mode: the client's own connection forwards everything,
             // idle or not (notifications reach an idle LISTENer).
             // Boxed, like run_batch below: kept out of an idle client's task.
-            if let Some(conn) = self.held.take() {
+            if let Some(conn) = self.take_held() {
                 if !Box::pin(self.run_held(conn)).await? {
                     return Ok(());
                 }
@@ -67,7 +67,8 @@ impl Session {
                     (!limit.is_zero() && self.io.rbuf.is_empty())
                         .then(|| Box::pin(tokio::time::sleep(limit)))
                 };
-                let (io, sbuf, kill) = (&mut self.io, &mut self.sbuf, &self.entry.kill);
+                let (io, kill) = (&mut self.io, &self.entry.kill);
+                let mut sbuf = self.busy.as_deref_mut().map(|b| &mut b.sbuf);
                 // One poll function instead of a select over futures: this
                 // is where idle clients wait, and its state is in each of
                 // their tasks. None: woken by KILL_CLIENT or the drain.
@@ -80,7 +81,7 @@ impl Session {
                             return Poll::Ready(Some(Err(ClientError::IdleTimeout)));
                         }
                     }
-                    io.poll_idle_read(sbuf, cx).map(Some)
+                    io.poll_idle_read(sbuf.as_deref_mut(), cx).map(Some)
                 })
                 .await;
                 let read = match woke {
@@ -245,7 +246,7 @@ impl Session {
     /// pin_policy = "error": refuses the statement at the head if it would
     /// pin the client. True when it was refused.
     fn refuse_pin(&mut self, head: usize) -> Result<bool, ClientError> {
-        if self.replay.unreplayable.is_some() {
+        if self.unreplayable().is_some() {
             return Ok(false);
         }
         let msg = &self.io.rbuf[..head];
@@ -254,7 +255,11 @@ impl Session {
         };
         // Named statements are shared across server connections here: they
         // do not pin.
-        let mut probe = self.replay.clone();
+        let mut probe = self
+            .busy
+            .as_deref()
+            .map(|b| b.replay.clone())
+            .unwrap_or_default();
         probe.observe(text, false, false);
         let Some(reason) = probe.unreplayable else {
             return Ok(false);
@@ -418,7 +423,7 @@ impl Session {
                         self.track.needs_rollback = false;
                         super::session::rollback(&mut conn).await;
                     }
-                    if let Some(reason) = self.replay.unreplayable {
+                    if let Some(reason) = self.unreplayable() {
                         // State that cannot move: the client keeps this
                         // server connection until the state is gone.
                         self.span().in_scope(|| {
@@ -431,14 +436,14 @@ impl Session {
                         self.state.count_pin(reason);
                         self.entry.set_pin(Some(reason));
                         self.set_cancel_target(Some(&conn));
-                        self.held = Some(conn);
+                        self.busy().held = Some(conn);
                         return Ok(Flow::Next);
                     }
                     if !target.replica
                         && facts.verdict != Verdict::ReadOnly
                         && self.routing.read_your_writes
                     {
-                        self.ryw.wrote(Instant::now());
+                        self.busy().ryw.wrote(Instant::now());
                     }
                     return Ok(Flow::Next);
                 }
@@ -478,7 +483,7 @@ impl Session {
                 }
                 Outcome::ClientIdle => return Err(ClientError::IdleTimeout),
                 Outcome::ShuttingDown => {
-                    self.held = Some(conn);
+                    self.busy().held = Some(conn);
                     return Err(ClientError::ShuttingDown);
                 }
             }
@@ -497,11 +502,11 @@ impl Session {
             Err(e) => return self.fail_with(e),
         };
         let lost = std::mem::take(&mut self.session_lost);
-        let mut problem = if lost { self.replay.unreplayable } else { None };
+        let mut problem = if lost { self.unreplayable() } else { None };
         // Startup parameters and the session's SET statements are applied
         // together by the parameter sync.
         if problem.is_some() {
-            self.replay = Default::default();
+            self.forget_session_state();
         }
         if let Err(e) = self.sync_params(&mut conn).await {
             if !lost {
@@ -509,7 +514,7 @@ impl Session {
             }
             self.span().in_scope(|| tracing::warn!(client_id = self.id, error = %e, "session state could not be replayed"));
             problem = Some("a SET that no longer applies");
-            self.replay = Default::default();
+            self.forget_session_state();
             conn.broken = true;
             drop(conn);
             conn = match self.checkout().await {
@@ -524,13 +529,13 @@ impl Session {
             self.span().in_scope(|| {
                 tracing::info!(
                     client_id = self.id,
-                    replayed = self.replay.sets.iter().count(),
+                    replayed = self.replay_sets().iter().count(),
                     "session moved to a new server connection"
                 )
             });
         }
         self.set_cancel_target(Some(&conn));
-        self.held = Some(conn);
+        self.busy().held = Some(conn);
         if let Some(what) = problem {
             self.fail_batch(
                 sqlstate::CONNECTION_FAILURE,
@@ -559,7 +564,7 @@ impl Session {
         if let Want::Replica { .. } = want {
             let snap = self.db.topology.snapshot();
             let floor = if self.routing.read_your_writes {
-                self.ryw.floor(snap.primary_sample)
+                self.busy().ryw.floor(snap.primary_sample)
             } else {
                 Floor::None
             };

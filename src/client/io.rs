@@ -76,13 +76,15 @@ impl ClientIo {
     /// TLS client is read from directly. Nothing is consumed while Pending.
     pub fn poll_idle_read(
         &mut self,
-        extra: &mut BytesMut,
+        extra: Option<&mut BytesMut>,
         cx: &mut Context<'_>,
     ) -> Poll<Result<usize, ClientError>> {
         let plain_empty = matches!(self.stream, Stream::Plain(_)) && self.rbuf.is_empty();
         if plain_empty {
             self.release_empty();
-            super::spare::give(extra);
+            if let Some(extra) = extra {
+                super::spare::give(extra);
+            }
             // poll_read_ready parks the waker in the socket's own
             // registration; `readable()` would add a waiter node.
             ready!(self.stream.tcp().poll_read_ready(cx))?;

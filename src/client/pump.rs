@@ -53,9 +53,10 @@ pub struct Scratch {
 }
 
 /// What a client needs only once it has work: the statement-sharing
-/// buffers, its prepared statements and their routing verdicts, and its
-/// traffic counters, made at its first request, so a client that only ever
-/// sits idle carries a pointer instead of some 570 bytes.
+/// buffers, its prepared statements and their routing verdicts, its traffic
+/// counters, its session state, read-your-writes position, held server
+/// connection and server-to-client buffer. Made at its first request, so a
+/// client that only logged in carries a pointer instead of some 750 bytes.
 #[derive(Debug, Default)]
 pub struct Busy {
     pub scratch: Scratch,
@@ -64,6 +65,18 @@ pub struct Busy {
     pub stmts: ClientStatements,
     /// Classifier verdicts of the client's named prepared statements.
     pub verdicts: std::collections::HashMap<String, crate::router::classify::Verdict>,
+    /// The client's session state (SET statements and what cannot move),
+    /// replayed or applied on each server connection it gets.
+    pub replay: SessionState,
+    /// Read-your-writes: where the client last wrote.
+    pub ryw: super::route::ReadYourWrites,
+    /// Session mode or a pinned client: the server connection it keeps.
+    pub held: Option<crate::pool::Pooled>,
+    /// Bytes read from the server, not yet passed on to the client.
+    pub sbuf: BytesMut,
+    /// The pool of the primary last checked out from, by node: saves a
+    /// lookup per transaction. Dropped at a reload (pools may be replaced).
+    pub primary_pool: Option<(usize, Arc<crate::pool::Pool>)>,
 }
 
 /// Why the pump stopped.

@@ -6,16 +6,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, BytesMut};
+use bytes::Buf;
 
 use super::cancel::{CancelKey, CancelTarget};
 use super::io::ClientIo;
 use super::login::welcome;
-use super::pump::{Outcome, Pump, Tracker};
+use super::pump::{Busy, Outcome, Pump, Tracker};
 use super::ClientError;
 
-use super::replay::SessionState;
-use super::route::ReadYourWrites;
 use crate::config::{PoolMode, ReplicaFallback, Route, RoutingConfig};
 use crate::metrics::{ClientEntry, ErrorKind, Registered};
 use crate::pool::{PoolError, Pooled};
@@ -84,11 +82,8 @@ pub struct Session {
     pub(super) desired: ParamSet,
     pub(super) key: CancelKey,
     pub(super) track: Tracker,
-    /// Session mode: the connection held for the client's whole life.
-    pub(super) held: Option<Pooled>,
     /// Statement-sharing buffers and traffic counters; None until the first request.
-    pub(super) busy: Option<Box<super::pump::Busy>>,
-    pub(super) sbuf: BytesMut,
+    pub(super) busy: Option<Box<Busy>>,
     /// Discard client messages up to the next Sync (an error was already
     /// reported for the batch they belong to).
     pub(super) discard_until_sync: bool,
@@ -104,14 +99,8 @@ pub struct Session {
     /// The state's reload generation `db`, `routing` and `knobs` were read at.
     pub(super) generation: u64,
     pub(super) knobs: Arc<crate::state::Knobs>,
-    /// The pool of the primary last checked out from, by node: saves a
-    /// lookup per transaction. Dropped at a reload (pools may be replaced).
-    pub(super) primary_pool: Option<(usize, Arc<crate::pool::Pool>)>,
     /// The session's `pgferry.route`, from the startup packet or SET.
     pub(super) route_setting: Option<Route>,
-    pub(super) ryw: ReadYourWrites,
-    /// Session mode: state to replay on a new server connection.
-    pub(super) replay: SessionState,
     /// The parameters the client started with (RESET ALL returns to them).
     pub(super) startup_params: ParamSet,
     /// Session mode: the server connection was lost; the next request
@@ -160,7 +149,7 @@ impl Session {
         }
         self.generation = generation;
         self.knobs = self.state.knobs();
-        self.primary_pool = None;
+        self.forget_primary_pool();
         if let Some(db) = self.state.database(&self.db.name) {
             if !Arc::ptr_eq(&db, &self.db) {
                 self.span().in_scope(|| tracing::info!(client_id = self.id, database = %db.name, "client moves to the reloaded database"));
@@ -246,9 +235,7 @@ impl Session {
             desired,
             key,
             track: Tracker::default(),
-            held: None,
             busy: None,
-            sbuf: BytesMut::new(),
             discard_until_sync: false,
             discard_bytes: 0,
             tx_lost: TxLost::No,
@@ -256,10 +243,7 @@ impl Session {
             routing,
             generation,
             knobs,
-            primary_pool: None,
             route_setting,
-            ryw: ReadYourWrites::default(),
-            replay: SessionState::default(),
             startup_params: ParamSet::new(),
             session_lost: false,
             entry,
@@ -292,7 +276,7 @@ impl Session {
         self.io.release_empty();
         if self.mode == PoolMode::Session {
             self.set_cancel_target(Some(&conn));
-            self.held = Some(conn);
+            self.busy().held = Some(conn);
         }
         Ok(())
     }
@@ -377,14 +361,18 @@ impl Session {
         let mut refetched = false;
         loop {
             if let Ok(node) = topology.primary().await {
-                let pool = match &self.primary_pool {
+                let pool = match self.busy.as_deref().and_then(|b| b.primary_pool.as_ref()) {
                     Some((n, p)) if *n == node => p.clone(),
                     _ => {
                         let p = self
                             .db
                             .pool(&self.user, node)
                             .ok_or_else(|| ClientError::UnknownRole(self.user.to_string()))?;
-                        self.primary_pool = Some((node, p.clone()));
+                        // Cached once the client has request-time state:
+                        // the login's checkout does not make it.
+                        if let Some(b) = self.busy.as_deref_mut() {
+                            b.primary_pool = Some((node, p.clone()));
+                        }
                         p
                     }
                 };
@@ -410,7 +398,9 @@ impl Session {
                     // A reload replaced the cached pool: look it up again.
                     Err(PoolError::Closed) if !refetched => {
                         refetched = true;
-                        self.primary_pool = None;
+                        if let Some(b) = self.busy.as_deref_mut() {
+                            b.primary_pool = None;
+                        }
                         continue;
                     }
                     Err(e) => return Err(e.into()),
@@ -429,9 +419,9 @@ impl Session {
     }
 
     pub(super) async fn sync_params(&self, conn: &mut Pooled) -> Result<(), ClientError> {
-        if let Some(sql) = conn.params.sync_query(&self.desired, &self.replay.sets) {
+        if let Some(sql) = conn.params.sync_query(&self.desired, self.replay_sets()) {
             match tokio::time::timeout(RESET_TIMEOUT, server::simple_query(conn, &sql)).await {
-                Ok(Ok(_)) => conn.params.synced(&self.desired, &self.replay.sets),
+                Ok(Ok(_)) => conn.params.synced(&self.desired, self.replay_sets()),
                 Ok(Err(e)) => return Err(e.into()),
                 Err(_) => {
                     conn.broken = true;
@@ -502,7 +492,7 @@ impl Session {
             });
         }
         let _ = self.io.flush().await;
-        if let Some(conn) = self.held.take() {
+        if let Some(conn) = self.take_held() {
             Box::pin(self.return_server(conn)).await;
         }
     }
@@ -521,11 +511,11 @@ impl Session {
                     rollback(&mut conn).await;
                 }
                 if self.state.lifecycle.is_draining() {
-                    self.held = Some(conn);
+                    self.busy().held = Some(conn);
                     return Err(ClientError::ShuttingDown);
                 }
-                if self.replay.unreplayable.is_some() {
-                    self.held = Some(conn);
+                if self.unreplayable().is_some() {
+                    self.busy().held = Some(conn);
                 } else {
                     self.span()
                         .in_scope(|| tracing::info!(client_id = self.id, "client unpinned"));
@@ -535,11 +525,11 @@ impl Session {
                 Ok(true)
             }
             Outcome::ClientGone => {
-                self.held = Some(conn);
+                self.busy().held = Some(conn);
                 Ok(false)
             }
             Outcome::ClientProtocol(v) => {
-                self.held = Some(conn);
+                self.busy().held = Some(conn);
                 Err(v.into())
             }
             Outcome::IdleInTransaction => {
@@ -547,11 +537,11 @@ impl Session {
                 Err(ClientError::IdleInTransaction)
             }
             Outcome::ClientIdle => {
-                self.held = Some(conn);
+                self.busy().held = Some(conn);
                 Err(ClientError::IdleTimeout)
             }
             Outcome::ShuttingDown => {
-                self.held = Some(conn);
+                self.busy().held = Some(conn);
                 Err(ClientError::ShuttingDown)
             }
             Outcome::ServerGone(_) | Outcome::Retry => {
@@ -580,6 +570,42 @@ impl Session {
         }
     }
 
+    /// The client's request-time state (see `Busy`), made at its first
+    /// request: a client that never sent one carries a pointer instead.
+    pub(super) fn busy(&mut self) -> &mut Busy {
+        self.busy.get_or_insert_with(Default::default)
+    }
+
+    /// Why the session cannot move to another server connection, if so.
+    pub(super) fn unreplayable(&self) -> Option<&'static str> {
+        self.busy.as_deref().and_then(|b| b.replay.unreplayable)
+    }
+
+    /// The client's SET statements, to apply on a server connection.
+    pub(super) fn replay_sets(&self) -> &ParamSet {
+        static NONE: ParamSet = ParamSet::new();
+        self.busy.as_deref().map_or(&NONE, |b| &b.replay.sets)
+    }
+
+    /// The server connection the client keeps (session mode, or pinned).
+    pub(super) fn take_held(&mut self) -> Option<Pooled> {
+        self.busy.as_deref_mut()?.held.take()
+    }
+
+    /// Drops the session state that was to be replayed.
+    pub(super) fn forget_session_state(&mut self) {
+        if let Some(b) = self.busy.as_deref_mut() {
+            b.replay = Default::default();
+        }
+    }
+
+    /// Drops the cached pool of the primary (a reload may replace pools).
+    fn forget_primary_pool(&mut self) {
+        if let Some(b) = self.busy.as_deref_mut() {
+            b.primary_pool = None;
+        }
+    }
+
     /// Forwards until a release point. `single` limits it to one batch (a
     /// replica), `hold` keeps that batch for a retry elsewhere.
     /// `plain_head`: the first message is a plain SELECT (`BatchFacts::plain`).
@@ -601,12 +627,12 @@ impl Session {
             &mut self.desired,
             self.mode,
             max,
-            &mut self.sbuf,
+            &mut busy.sbuf,
         );
-        let generation = self.replay.generation;
+        let generation = busy.replay.generation;
         let refuse = self.mode != PoolMode::Session && self.knobs.pin_error;
         let knobs = &*self.knobs;
-        let held = self.mode == PoolMode::Session || self.replay.unreplayable.is_some();
+        let held = self.mode == PoolMode::Session || busy.replay.unreplayable.is_some();
         if held {
             pump.draining(&self.state.lifecycle);
         }
@@ -614,7 +640,7 @@ impl Session {
         // by-value builder step was a copy of it.)
         // (Session mode notes named statements too: nothing is skipped.)
         pump.recording(
-            &mut self.replay,
+            &mut busy.replay,
             plain_head && self.mode != PoolMode::Session,
         );
         pump.counting(
@@ -641,27 +667,23 @@ impl Session {
             pump.single_batch(hold);
         }
         let outcome = pump.run().await;
-        if let Some(b) = self.busy.as_deref_mut() {
-            if let Some(p) = &pool {
-                b.counters.fold_into(&p.stats);
-            }
-            if let Outcome::ServerGone(_) | Outcome::Retry = outcome {
-                b.counters.detach();
-            }
+        if let Some(p) = &pool {
+            busy.counters.fold_into(&p.stats);
         }
-        if self.replay.generation != generation {
+        if let Outcome::ServerGone(_) | Outcome::Retry = outcome {
+            busy.counters.detach();
+        }
+        if busy.replay.generation != generation {
             // The client's SET statements ran on this connection.
-            conn.params.applied_sets = self.replay.sets.clone();
+            conn.params.applied_sets = busy.replay.sets.clone();
         }
-        if std::mem::take(&mut self.replay.deallocated) {
+        if std::mem::take(&mut busy.replay.deallocated) {
             // DISCARD ALL / DEALLOCATE ALL ran on this connection: its
             // statements are gone, and so are the client's.
             conn.statements.clear();
-            if let Some(b) = self.busy.as_deref_mut() {
-                b.stmts.clear();
-            }
+            busy.stmts.clear();
         }
-        if std::mem::take(&mut self.replay.reset_all) {
+        if std::mem::take(&mut busy.replay.reset_all) {
             // RESET ALL / DISCARD ALL also undid what pgferry applied. On
             // Postgres they return to the client's startup values; the next
             // sync applies those again.

@@ -9,7 +9,7 @@ use std::fmt::Write;
 pub struct ParamSet(Vec<(String, String)>);
 
 impl ParamSet {
-    pub fn new() -> ParamSet {
+    pub const fn new() -> ParamSet {
         ParamSet(Vec::new())
     }
 
