@@ -4,9 +4,11 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
 use rand::Rng;
+
+use crate::metrics::ClientEntry;
 
 /// Where a client's queries currently run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,15 +18,26 @@ pub struct CancelTarget {
     pub secret: u32,
 }
 
+/// The cancel side of a client: the secret its CancelRequests must carry
+/// and where its queries currently run. Kept in the client's registry
+/// entry (one allocation per client for both).
 #[derive(Debug)]
-pub struct CancelEntry {
+pub struct CancelSlot {
+    /// The process id in the client's BackendKeyData.
+    pub pid: u32,
     secret: u32,
-    /// The database the client is connected to (for PAUSE's cancels).
-    database: Arc<str>,
     target: Mutex<Option<CancelTarget>>,
 }
 
-impl CancelEntry {
+impl CancelSlot {
+    pub fn new(pid: u32, secret: u32) -> CancelSlot {
+        CancelSlot {
+            pid,
+            secret,
+            target: Mutex::new(None),
+        }
+    }
+
     pub fn set(&self, target: Option<CancelTarget>) {
         *self.target.lock().unwrap_or_else(|p| p.into_inner()) = target;
     }
@@ -34,17 +47,19 @@ impl CancelEntry {
     }
 }
 
+/// Process id → the client's entry. Weak: the session owns its entry; a
+/// key is reserved (with an empty Weak) before the entry exists.
 #[derive(Debug, Default)]
 pub struct CancelRegistry {
-    map: Mutex<HashMap<u32, Arc<CancelEntry>>>,
+    map: Mutex<HashMap<u32, Weak<ClientEntry>>>,
 }
 
 /// Removes the client's keys when its session ends.
+#[derive(Debug)]
 pub struct CancelKey {
     registry: Arc<CancelRegistry>,
     pub pid: u32,
     pub secret: u32,
-    pub entry: Arc<CancelEntry>,
 }
 
 impl Drop for CancelKey {
@@ -58,14 +73,12 @@ impl Drop for CancelKey {
 }
 
 impl CancelRegistry {
-    pub fn register(self: &Arc<Self>, database: Arc<str>) -> CancelKey {
+    /// A fresh key: a process id no other client has, and a random secret.
+    /// The client's entry is attached with [`attach`](Self::attach) once
+    /// made (it carries the key).
+    pub fn reserve(self: &Arc<Self>) -> CancelKey {
         let mut rng = rand::thread_rng();
         let secret: u32 = rng.gen();
-        let entry = Arc::new(CancelEntry {
-            secret,
-            database,
-            target: Mutex::new(None),
-        });
         let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
         let pid = loop {
             // Positive, non-zero, like a real backend pid.
@@ -74,21 +87,27 @@ impl CancelRegistry {
                 break pid;
             }
         };
-        map.insert(pid, entry.clone());
+        map.insert(pid, Weak::new());
         CancelKey {
             registry: self.clone(),
             pid,
             secret,
-            entry,
         }
+    }
+
+    /// CancelRequests with `key` go through `entry`'s cancel slot.
+    pub fn attach(&self, key: &CancelKey, entry: &Arc<ClientEntry>) {
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        map.insert(key.pid, Arc::downgrade(entry));
     }
 
     /// Where every client of `database` currently runs something.
     pub fn targets_for(&self, database: &str) -> Vec<CancelTarget> {
         let map = self.map.lock().unwrap_or_else(|p| p.into_inner());
         map.values()
+            .filter_map(Weak::upgrade)
             .filter(|e| &*e.database == database)
-            .filter_map(|e| e.get())
+            .filter_map(|e| e.cancel.get())
             .collect()
     }
 
@@ -99,13 +118,13 @@ impl CancelRegistry {
             .map
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .get(&pid)
-            .cloned()?;
+            .get(&pid)?
+            .upgrade()?;
         // Compare without an early exit.
-        if (entry.secret ^ secret) != 0 {
+        if (entry.cancel.secret ^ secret) != 0 {
             return None;
         }
-        entry.get()
+        entry.cancel.get()
     }
 }
 
@@ -116,7 +135,22 @@ mod tests {
     #[test]
     fn only_matching_keys_cancel() {
         let reg = Arc::new(CancelRegistry::default());
-        let key = reg.register(Arc::from("app"));
+        let key = reg.reserve();
+        assert_eq!(
+            reg.lookup(key.pid, key.secret),
+            None,
+            "no entry attached yet"
+        );
+        let entry = Arc::new(ClientEntry::new(
+            1,
+            Arc::from("app"),
+            Arc::from("app"),
+            "127.0.0.1:40000".parse().unwrap(),
+            None,
+            "",
+            CancelSlot::new(key.pid, key.secret),
+        ));
+        reg.attach(&key, &entry);
         let target = CancelTarget {
             addr: "127.0.0.1:5432".parse().unwrap(),
             pid: 42,
@@ -127,11 +161,13 @@ mod tests {
             None,
             "idle client has nothing to cancel"
         );
-        key.entry.set(Some(target));
+        entry.cancel.set(Some(target));
         assert_eq!(reg.lookup(key.pid, key.secret), Some(target));
         assert_eq!(reg.lookup(key.pid, key.secret.wrapping_add(1)), None);
+        assert_eq!(reg.targets_for("app"), vec![target]);
+        assert_eq!(reg.targets_for("other"), vec![]);
         let pid = key.pid;
         drop(key);
-        assert_eq!(reg.lookup(pid, 0), None);
+        assert_eq!(reg.lookup(pid, entry.cancel.secret), None);
     }
 }

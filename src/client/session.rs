@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Buf;
 
-use super::cancel::{CancelKey, CancelTarget};
+use super::cancel::{CancelKey, CancelSlot, CancelTarget};
 use super::io::ClientIo;
 use super::login::welcome;
 use super::pump::{Busy, Outcome, Pump, Tracker};
@@ -208,7 +208,7 @@ impl Session {
             .get(&database)
             .map(|d| SessionRouting::new(&d.routing))
             .unwrap_or_else(|| SessionRouting::new(&state.config().proxy.routing));
-        let key = state.cancels.register(db.name.clone());
+        let key = state.cancels.reserve();
         let user = db.user_name(&user);
         let id = NEXT_CLIENT_ID.fetch_add(1, Ordering::Relaxed);
         let peer = io
@@ -222,8 +222,9 @@ impl Session {
             peer,
             io.stream.local_addr().ok(),
             desired.get("application_name").unwrap_or(""),
-            key.pid,
+            CancelSlot::new(key.pid, key.secret),
         ));
+        state.cancels.attach(&key, entry.shared());
         let knobs = state.knobs();
         let mut s = Session {
             id,
@@ -446,7 +447,7 @@ impl Session {
             }
             None => self.entry.idle(),
         }
-        self.key.entry.set(conn.map(|c| CancelTarget {
+        self.entry.cancel.set(conn.map(|c| CancelTarget {
             addr: c.socket_addr,
             pid: c.backend_pid,
             secret: c.backend_secret,

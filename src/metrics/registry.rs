@@ -94,6 +94,13 @@ pub struct Registered<E: Keyed> {
     registry: Arc<Registry<E>>,
 }
 
+impl<E: Keyed> Registered<E> {
+    /// The shared entry itself.
+    pub fn shared(&self) -> &Arc<E> {
+        &self.entry
+    }
+}
+
 impl<E: Keyed> Deref for Registered<E> {
     type Target = E;
     fn deref(&self) -> &E {
@@ -155,8 +162,6 @@ pub struct ClientEntry {
     pub peer: SocketAddr,
     pub local: Option<SocketAddr>,
     pub application_name: Box<str>,
-    /// The process id pgferry gave the client (its cancel key).
-    pub remote_pid: u32,
     pub connect_us: u64,
     state: AtomicU8,
     request_us: AtomicU64,
@@ -165,6 +170,9 @@ pub struct ClientEntry {
     pin: Mutex<Option<(&'static str, u64)>>,
     /// Set by KILL / KILL_CLIENT: the session closes.
     pub kill: crate::client::KillSwitch,
+    /// Its cancel key (the process id pgferry gave it, and the secret) and
+    /// where its queries run now.
+    pub cancel: crate::client::cancel::CancelSlot,
 }
 
 impl Keyed for ClientEntry {
@@ -181,7 +189,7 @@ impl ClientEntry {
         peer: SocketAddr,
         local: Option<SocketAddr>,
         application_name: &str,
-        remote_pid: u32,
+        cancel: crate::client::cancel::CancelSlot,
     ) -> ClientEntry {
         let now = clock::now_us();
         ClientEntry {
@@ -191,7 +199,6 @@ impl ClientEntry {
             peer,
             local,
             application_name: application_name.into(),
-            remote_pid,
             connect_us: now,
             state: AtomicU8::new(ClientState::Idle as u8),
             request_us: AtomicU64::new(now),
@@ -199,6 +206,7 @@ impl ClientEntry {
             link: AtomicU64::new(0),
             pin: Mutex::new(None),
             kill: Default::default(),
+            cancel,
         }
     }
 
@@ -366,7 +374,15 @@ mod tests {
 
     fn client(id: u64) -> ClientEntry {
         let peer: SocketAddr = "127.0.0.1:5000".parse().unwrap();
-        ClientEntry::new(id, "app".into(), "app".into(), peer, None, "psql", 1)
+        ClientEntry::new(
+            id,
+            "app".into(),
+            "app".into(),
+            peer,
+            None,
+            "psql",
+            crate::client::cancel::CancelSlot::new(1, 0),
+        )
     }
 
     #[test]
