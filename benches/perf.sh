@@ -20,7 +20,9 @@
 #   Then `strace -c -f` on each pooler during one -S run at 100 clients (syscalls per
 #   transaction, EAGAIN reads), and the idle-client memory probe (benches/idle_clients.py:
 #   IDLE_CLIENTS trust-authenticated idle clients against a separate pgferry and PgBouncer,
-#   RSS growth per client and RSS after they leave).
+#   RSS growth per client and RSS after they leave), then as many idle clients as
+#   one pgferry can hold at once: 100,000, or what the open-files limit leaves room
+#   for (the script raises it to 110,000 when it may, else to the hard limit).
 #   benches/report.py turns the raw results into the ratio table against the targets,
 #   benches/results/tps.svg and docs/benchmarks.md (with benches/results/failover-latest.md
 #   appended; RUN_FAILOVER=1 reruns benches/failover.sh first).
@@ -69,8 +71,11 @@ PGBENCH="$PG_BIN/pgbench"
 PSQL="$PG_BIN/psql"
 PGBOUNCER="$(command -v pgbouncer || echo /usr/sbin/pgbouncer)"
 CLK_TCK="$(getconf CLK_TCK)"
-# 1000 pgbench clients, 10k idle clients: every process here needs the fds.
-ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+# 1000 pgbench clients, 10k idle clients, and as many as 100,000 idle clients
+# held at once: every process here needs the fds. Raising the hard limit needs
+# CAP_SYS_RESOURCE; without it the soft limit goes up to the hard one.
+ulimit -n 110000 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+FD_LIMIT="$(ulimit -n)"
 
 cpu_ticks() { # utime + stime of a process (all threads), in clock ticks
     awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"
@@ -307,6 +312,19 @@ if want memory; then
             --sources 8 >"$RESULTS_DIR/memory-$t.json" ||
             log "memory probe against $t reported failures: $(cat "$RESULTS_DIR/memory-$t.json")"
     done
+    # The most idle clients one pgferry holds at once: 100,000, or what the fd
+    # limit leaves room for (each client is a socket in pgferry and in the probe).
+    crowd=$((FD_LIMIT - 1000))
+    [ "$crowd" -gt 100000 ] && crowd=100000
+    rm -f "$RESULTS_DIR/crowd-pgferry.json"
+    if [ "$crowd" -gt "$IDLE_CLIENTS" ]; then
+        start_pgferry crowd trust $((crowd + 200))
+        log "memory: $crowd idle clients through pgferry at once"
+        python3 benches/idle_clients.py --port "$FPORT_crowd" --pid "$FPID_crowd" --count "$crowd" \
+            --sources 8 >"$RESULTS_DIR/crowd-pgferry.json" ||
+            log "crowd probe reported failures: $(cat "$RESULTS_DIR/crowd-pgferry.json")"
+        kill "$FPID_crowd" 2>/dev/null || true
+    fi
 fi
 
 if [ "${RUN_FAILOVER:-0}" = 1 ]; then benches/failover.sh >&2; fi
@@ -317,5 +335,5 @@ python3 benches/report.py --results "$RESULTS_DIR" --doc "$DOC" \
     --meta "postgres=$("$PG_BIN/postgres" --version)" \
     --meta "pgbouncer=$("$PGBOUNCER" --version 2>/dev/null | head -n 1)" \
     --meta "rounds=$ROUNDS" --meta "duration=$DURATION" --meta "scale=$SCALE" \
-    --meta "pool=$POOL_SIZE" --meta "threads=$THREADS" --meta "idle=$IDLE_CLIENTS" \
+    --meta "pool=$POOL_SIZE" --meta "threads=$THREADS" --meta "idle=$IDLE_CLIENTS" --meta "fdlimit=$FD_LIMIT" \
     --meta "tail=$TAIL_CLIENTS" --meta "features=${FEATURES:-none}" --meta "workers=${WORKERS:-default}" --meta "cache_unnamed_statements=${CACHE_UNNAMED:-true}"
