@@ -204,6 +204,12 @@ pub struct Pump<'a> {
     s_scanned: usize,
     s_remaining: usize,
     client_eof: bool,
+    /// The client (server) socket's last read in this pump returned Pending:
+    /// the task's waker is registered with it until it becomes readable, so
+    /// while its readiness stays clear it need not be read (and the waker
+    /// registered) again. Cleared by every read that returns.
+    c_armed: bool,
+    s_armed: bool,
     release: bool,
     /// Forward only one batch (up to its Sync/Query) while the server is
     /// between transactions: a replica must not receive the next one.
@@ -298,6 +304,8 @@ impl<'a> Pump<'a> {
             s_scanned,
             s_remaining: 0,
             client_eof: false,
+            c_armed: false,
+            s_armed: false,
             release: false,
             one_batch: false,
             hold: false,
@@ -495,15 +503,27 @@ impl<'a> Pump<'a> {
                 && !self.release
                 && (self.io.rbuf.len() < HIGH_WATER || self.c_scanned == 0)
             {
-                reserve(&mut self.io.rbuf);
-                match poll_read_buf(Pin::new(&mut self.io.stream), cx, &mut self.io.rbuf) {
-                    Poll::Ready(Ok(0)) => {
-                        self.client_eof = true;
-                        progress = true;
+                // Woken for the server's answer, most likely: a client that
+                // is still waited on and not readable is left alone.
+                if self.c_armed && !self.io.stream.may_be_readable() {
+                    c_blocked = true;
+                } else {
+                    reserve(&mut self.io.rbuf);
+                    self.c_armed = false;
+                    match poll_read_buf(Pin::new(&mut self.io.stream), cx, &mut self.io.rbuf) {
+                        Poll::Ready(Ok(0)) => {
+                            self.client_eof = true;
+                            progress = true;
+                        }
+                        Poll::Ready(Ok(_)) => progress = true,
+                        Poll::Ready(Err(_)) => return Poll::Ready(Outcome::ClientGone),
+                        Poll::Pending => {
+                            c_blocked = true;
+                            // A Pending of tokio's cooperative budget leaves
+                            // no waker with the socket: not armed then.
+                            self.c_armed = tokio::task::coop::has_budget_remaining();
+                        }
                     }
-                    Poll::Ready(Ok(_)) => progress = true,
-                    Poll::Ready(Err(_)) => return Poll::Ready(Outcome::ClientGone),
-                    Poll::Pending => c_blocked = true,
                 }
             }
             if !self.release {
@@ -554,12 +574,20 @@ impl<'a> Pump<'a> {
             // Server → buffer.
             if !s_blocked && !self.release && (self.sbuf.len() < HIGH_WATER || self.s_scanned == 0)
             {
-                reserve(self.sbuf);
-                match poll_read_buf(Pin::new(&mut self.server.stream), cx, self.sbuf) {
-                    Poll::Ready(Ok(0)) => return Poll::Ready(Outcome::ServerGone(None)),
-                    Poll::Ready(Ok(_)) => progress = true,
-                    Poll::Ready(Err(e)) => return Poll::Ready(Outcome::ServerGone(Some(e))),
-                    Poll::Pending => s_blocked = true,
+                if self.s_armed && !self.server.stream.may_be_readable() {
+                    s_blocked = true;
+                } else {
+                    reserve(self.sbuf);
+                    self.s_armed = false;
+                    match poll_read_buf(Pin::new(&mut self.server.stream), cx, self.sbuf) {
+                        Poll::Ready(Ok(0)) => return Poll::Ready(Outcome::ServerGone(None)),
+                        Poll::Ready(Ok(_)) => progress = true,
+                        Poll::Ready(Err(e)) => return Poll::Ready(Outcome::ServerGone(Some(e))),
+                        Poll::Pending => {
+                            s_blocked = true;
+                            self.s_armed = tokio::task::coop::has_budget_remaining();
+                        }
+                    }
                 }
             }
             self.scan_server();

@@ -31,6 +31,17 @@ impl Stream {
         self.tcp().local_addr()
     }
 
+    /// False only when the socket is known to have nothing to read: a plain
+    /// TCP socket whose readiness is clear (a look at the runtime's flag: no
+    /// system call, and the waker registered by the last Pending read stays
+    /// in place). True for TLS, whose session may hold decrypted bytes.
+    pub fn may_be_readable(&self) -> bool {
+        match self {
+            Stream::Plain(s) => s.try_io(tokio::io::Interest::READABLE, || Ok(())).is_ok(),
+            Stream::Tls(_) => true,
+        }
+    }
+
     pub fn is_tls(&self) -> bool {
         matches!(self, Stream::Tls(_))
     }
