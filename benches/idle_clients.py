@@ -12,8 +12,12 @@ and prints one line of JSON:
   {"count": N, "rss_base_kib": .., "rss_full_kib": .., "rss_after_kib": ..,
    "per_client_bytes": .., "failed": ..}
 
+With --query SQL each client runs that simple query once after logging
+in and idles after its answer (a client that has done some work, rather
+than one that only logged in).
+
 Usage: idle_clients.py --port P --pid PID --count N [--warm W]
-       [--sources K] [--user U] [--database D]
+       [--sources K] [--user U] [--database D] [--query SQL]
 """
 
 import argparse
@@ -41,12 +45,19 @@ def startup(user, database):
     return struct.pack("!I", len(body) + 4) + body
 
 
+def query(sql):
+    body = sql.encode() + b"\0"
+    return b"Q" + struct.pack("!I", len(body) + 4) + body
+
+
 class Conn:
-    def __init__(self, sock):
+    def __init__(self, sock, then=None):
         self.sock = sock
         self.buf = b""
         self.ready = False
         self.failed = None
+        # A query to send after login (its ReadyForQuery ends the wait).
+        self.then = then
 
     def feed(self, data):
         """Consumes backend messages; True once ReadyForQuery arrived."""
@@ -65,6 +76,10 @@ class Conn:
                 self.failed = body.decode(errors="replace")
                 return True
             if tag == b"Z":
+                if self.then is not None:
+                    self.sock.sendall(self.then)
+                    self.then = None
+                    continue
                 self.ready = True
                 return True
         return False
@@ -85,7 +100,7 @@ def open_clients(args, start, count, sel, conns):
             s.connect(("127.0.0.1", args.port))
             s.sendall(msg)
             s.setblocking(False)
-            c = Conn(s)
+            c = Conn(s, query(args.query) if args.query else None)
             sel.register(s, selectors.EVENT_READ, c)
             conns.append(c)
             pending += 1
@@ -125,6 +140,7 @@ def main():
     p.add_argument("--user", default="app")
     p.add_argument("--database", default="app")
     p.add_argument("--settle", type=float, default=3.0)
+    p.add_argument("--query", default="", help="run this query once after login, then idle")
     args = p.parse_args()
 
     sel = selectors.DefaultSelector()

@@ -312,6 +312,11 @@ if want memory; then
             --sources 8 >"$RESULTS_DIR/memory-$t.json" ||
             log "memory probe against $t reported failures: $(cat "$RESULTS_DIR/memory-$t.json")"
     done
+    # The same, for clients that ran one query before going idle.
+    log "memory: $IDLE_CLIENTS idle clients through pgferry, after one query each"
+    python3 benches/idle_clients.py --port "$FPORT_idle" --pid "$FPID_idle" --count "$IDLE_CLIENTS" \
+        --sources 8 --query "SELECT 1" >"$RESULTS_DIR/worked-pgferry.json" ||
+        log "memory probe (after a query) reported failures: $(cat "$RESULTS_DIR/worked-pgferry.json")"
     # The most idle clients one pgferry holds at once: 100,000, or what the fd
     # limit leaves room for (each client is a socket in pgferry and in the probe).
     crowd=$((FD_LIMIT - 1000))

@@ -384,12 +384,15 @@ def build(args):
     L.append("## Idle clients and memory\n")
     L.append("| target | idle clients | RSS after 100 KiB | RSS with all KiB | per client bytes | RSS after they left KiB |")
     L.append("|---|--:|--:|--:|--:|--:|")
-    for t, m in (("pgbouncer", mb), ("pgferry", mf), ("pgferry", crowd)):
+    worked = memory(args.results, "pgferry", "worked")
+    for label, m in (("PgBouncer", mb), ("pgferry", mf), ("pgferry, after one query each", worked),
+                     ("pgferry, most held at once", crowd)):
         if m:
-            L.append(f"| {TARGET_LABEL[t]} | {m['count']} | {m['rss_base_kib']} | {m['rss_full_kib']} | "
+            L.append(f"| {label} | {m['count']} | {m['rss_base_kib']} | {m['rss_full_kib']} | "
                      f"{m['per_client_bytes']} | {m['rss_after_kib']} |")
     L.append("\n`benches/idle_clients.py` logs clients in (trust authentication, spread over 127.0.0.1–8) and "
              "leaves them idle after their first ReadyForQuery; RSS is VmRSS from /proc/PID/status. "
+             "After one query: each client ran `SELECT 1` after logging in, then idled. "
              "The last row, when there is one, is the most idle clients one pgferry held at once in this "
              "run: 100,000, or as many as the limit on open files leaves room for (here "
              f"{fdlimit} per process; raising the hard limit needs CAP_SYS_RESOURCE).\n")

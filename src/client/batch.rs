@@ -67,6 +67,9 @@ impl Session {
                     (!limit.is_zero() && self.io.rbuf.is_empty())
                         .then(|| Box::pin(tokio::time::sleep(limit)))
                 };
+                // A request-time state with nothing of this client's own
+                // waits for the next request on the thread's spare list.
+                super::spare::give_busy(&mut self.busy);
                 let (io, kill) = (&mut self.io, &self.entry.kill);
                 let mut sbuf = self.busy.as_deref_mut().map(|b| &mut b.sbuf);
                 // One poll function instead of a select over futures: this
@@ -389,7 +392,7 @@ impl Session {
             let mut conn = match self.checkout_target(&mut target).await {
                 Ok(c) => c,
                 Err(e) if target.replica && is_node_failure(&e) => {
-                    self.span().in_scope(|| tracing::warn!(client_id = self.id, node = target.node, error = %e, "replica unavailable; choosing another node"));
+                    self.span().in_scope(|| tracing::warn!(client_id = self.entry.id, node = target.node, error = %e, "replica unavailable; choosing another node"));
                     self.db.topology.report_failure(target.node);
                     avoid = Some(target.node);
                     continue;
@@ -428,7 +431,7 @@ impl Session {
                         // server connection until the state is gone.
                         self.span().in_scope(|| {
                             tracing::info!(
-                                client_id = self.id,
+                                client_id = self.entry.id,
                                 reason,
                                 "client pinned to its server connection"
                             )
@@ -450,7 +453,7 @@ impl Session {
                 Outcome::Retry => {
                     self.span().in_scope(|| {
                         tracing::info!(
-                            client_id = self.id,
+                            client_id = self.entry.id,
                             node = target.node,
                             "replica went away before answering; retrying the read elsewhere"
                         )
@@ -465,7 +468,7 @@ impl Session {
                     return Ok(Flow::Exit);
                 }
                 Outcome::ServerGone(e) => {
-                    self.span().in_scope(|| tracing::warn!(client_id = self.id, server_id = conn.id, error = ?e, "server connection lost mid-request"));
+                    self.span().in_scope(|| tracing::warn!(client_id = self.entry.id, server_id = conn.id, error = ?e, "server connection lost mid-request"));
                     conn.broken = true;
                     drop(conn);
                     self.db.topology.report_failure(target.node);
@@ -512,7 +515,7 @@ impl Session {
             if !lost {
                 return self.fail_with(e);
             }
-            self.span().in_scope(|| tracing::warn!(client_id = self.id, error = %e, "session state could not be replayed"));
+            self.span().in_scope(|| tracing::warn!(client_id = self.entry.id, error = %e, "session state could not be replayed"));
             problem = Some("a SET that no longer applies");
             self.forget_session_state();
             conn.broken = true;
@@ -528,7 +531,7 @@ impl Session {
         if lost && problem.is_none() {
             self.span().in_scope(|| {
                 tracing::info!(
-                    client_id = self.id,
+                    client_id = self.entry.id,
                     replayed = self.replay_sets().iter().count(),
                     "session moved to a new server connection"
                 )
@@ -551,7 +554,7 @@ impl Session {
     /// Answers the batch at the head with `e` and keeps the client.
     fn fail_with(&mut self, e: ClientError) -> Result<(), ClientError> {
         self.span().in_scope(
-            || tracing::warn!(client_id = self.id, error = %e, "no server for client request"),
+            || tracing::warn!(client_id = self.entry.id, error = %e, "no server for client request"),
         );
         self.db.errors.count(e.kind());
         let (code, msg) = e.to_wire().map(|w| (w.code, w.message)).unwrap_or_default();

@@ -51,6 +51,11 @@ impl Prepared {
 }
 
 impl ClientStatements {
+    /// No statements, named or unnamed, and none remembered.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty() && self.unnamed.is_none() && self.recent.is_empty()
+    }
+
     /// The statement `name` stands for ("" is the unnamed one, when cached).
     pub fn get(&self, name: &str) -> Option<&Arc<Prepared>> {
         if name.is_empty() {

@@ -74,9 +74,23 @@ pub struct Busy {
     pub held: Option<crate::pool::Pooled>,
     /// Bytes read from the server, not yet passed on to the client.
     pub sbuf: BytesMut,
-    /// The pool of the primary last checked out from, by node: saves a
-    /// lookup per transaction. Dropped at a reload (pools may be replaced).
-    pub primary_pool: Option<(usize, Arc<crate::pool::Pool>)>,
+}
+
+impl Busy {
+    /// Whether this holds nothing of the client's own: no statements or
+    /// verdicts, no session state, read-your-writes position or held
+    /// connection, no unsent bytes and counters already folded into the
+    /// pool's. Such a state goes back to the thread's spares while its
+    /// client is parked (see `spare::give_busy`).
+    pub fn is_spare(&self) -> bool {
+        self.stmts.is_empty()
+            && self.verdicts.is_empty()
+            && self.replay == SessionState::default()
+            && self.ryw.is_clear()
+            && self.held.is_none()
+            && self.sbuf.is_empty()
+            && self.counters.is_settled()
+    }
 }
 
 /// Why the pump stopped.

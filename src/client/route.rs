@@ -289,6 +289,11 @@ pub enum Floor {
 }
 
 impl ReadYourWrites {
+    /// No write to read after.
+    pub fn is_clear(&self) -> bool {
+        self.unresolved_since.is_none() && self.floor.is_none()
+    }
+
     pub fn wrote(&mut self, at: Instant) {
         self.unresolved_since = Some(at);
     }

@@ -72,7 +72,6 @@ fn lost_reply(t: &Tracker) -> (&str, String, TxStatus) {
 pub(super) const RESET_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub struct Session {
-    pub id: u64,
     pub(super) state: Arc<State>,
     pub(super) db: Arc<Database>,
     /// Shared with the database's pools and the client registry.
@@ -84,6 +83,9 @@ pub struct Session {
     pub(super) track: Tracker,
     /// Statement-sharing buffers and traffic counters; None until the first request.
     pub(super) busy: Option<Box<Busy>>,
+    /// The pool of the primary last checked out from, and its node: saves a
+    /// lookup per transaction. Dropped at a reload (pools may be replaced).
+    pub(super) primary_pool: Option<(u32, Arc<crate::pool::Pool>)>,
     /// Discard client messages up to the next Sync (an error was already
     /// reported for the batch they belong to).
     pub(super) discard_until_sync: bool,
@@ -152,7 +154,7 @@ impl Session {
         self.forget_primary_pool();
         if let Some(db) = self.state.database(&self.db.name) {
             if !Arc::ptr_eq(&db, &self.db) {
-                self.span().in_scope(|| tracing::info!(client_id = self.id, database = %db.name, "client moves to the reloaded database"));
+                self.span().in_scope(|| tracing::info!(client_id = self.entry.id, database = %db.name, "client moves to the reloaded database"));
                 self.db = db;
             }
         }
@@ -227,7 +229,6 @@ impl Session {
         state.cancels.attach(&key, entry.shared());
         let knobs = state.knobs();
         let mut s = Session {
-            id,
             state,
             db,
             user,
@@ -237,6 +238,7 @@ impl Session {
             key,
             track: Tracker::default(),
             busy: None,
+            primary_pool: None,
             discard_until_sync: false,
             discard_bytes: 0,
             tx_lost: TxLost::No,
@@ -362,18 +364,15 @@ impl Session {
         let mut refetched = false;
         loop {
             if let Ok(node) = topology.primary().await {
-                let pool = match self.busy.as_deref().and_then(|b| b.primary_pool.as_ref()) {
-                    Some((n, p)) if *n == node => p.clone(),
+                let pool = match &self.primary_pool {
+                    Some((n, p)) if *n as usize == node => p.clone(),
                     _ => {
                         let p = self
                             .db
                             .pool(&self.user, node)
                             .ok_or_else(|| ClientError::UnknownRole(self.user.to_string()))?;
-                        // Cached once the client has request-time state:
-                        // the login's checkout does not make it.
-                        if let Some(b) = self.busy.as_deref_mut() {
-                            b.primary_pool = Some((node, p.clone()));
-                        }
+                        // (Node indexes are small: the hosts of one database.)
+                        self.primary_pool = u32::try_from(node).ok().map(|n| (n, p.clone()));
                         p
                     }
                 };
@@ -383,7 +382,7 @@ impl Session {
                             topology.note_held(started.elapsed());
                             self.span().in_scope(|| {
                                 tracing::info!(
-                                    client_id = self.id,
+                                    client_id = self.entry.id,
                                     held_ms = started.elapsed().as_millis() as u64,
                                     "client released to the primary after a hold"
                                 )
@@ -392,16 +391,14 @@ impl Session {
                         return Ok(c);
                     }
                     Err(PoolError::Server(e)) if e.is_node_failure() => {
-                        self.span().in_scope(|| tracing::warn!(client_id = self.id, node = %pool.spec().node, error = %e, "primary connect failed"));
+                        self.span().in_scope(|| tracing::warn!(client_id = self.entry.id, node = %pool.spec().node, error = %e, "primary connect failed"));
                         pool.drop_idle();
                         topology.report_failure(node);
                     }
                     // A reload replaced the cached pool: look it up again.
                     Err(PoolError::Closed) if !refetched => {
                         refetched = true;
-                        if let Some(b) = self.busy.as_deref_mut() {
-                            b.primary_pool = None;
-                        }
+                        self.primary_pool = None;
                         continue;
                     }
                     Err(e) => return Err(e.into()),
@@ -442,7 +439,7 @@ impl Session {
             Some(c) => {
                 self.entry.linked(c.id);
                 if let Some(e) = &c.entry {
-                    e.set_link(self.id);
+                    e.set_link(self.entry.id);
                 }
             }
             None => self.entry.idle(),
@@ -519,7 +516,7 @@ impl Session {
                     self.busy().held = Some(conn);
                 } else {
                     self.span()
-                        .in_scope(|| tracing::info!(client_id = self.id, "client unpinned"));
+                        .in_scope(|| tracing::info!(client_id = self.entry.id, "client unpinned"));
                     self.entry.set_pin(None);
                     self.set_cancel_target(None);
                 }
@@ -548,7 +545,7 @@ impl Session {
             Outcome::ServerGone(_) | Outcome::Retry => {
                 self.span().in_scope(|| {
                     tracing::warn!(
-                        client_id = self.id,
+                        client_id = self.entry.id,
                         server_id = conn.id,
                         "server connection lost in session mode"
                     )
@@ -574,7 +571,7 @@ impl Session {
     /// The client's request-time state (see `Busy`), made at its first
     /// request: a client that never sent one carries a pointer instead.
     pub(super) fn busy(&mut self) -> &mut Busy {
-        self.busy.get_or_insert_with(Default::default)
+        self.busy.get_or_insert_with(super::spare::take_busy)
     }
 
     /// Why the session cannot move to another server connection, if so.
@@ -602,9 +599,7 @@ impl Session {
 
     /// Drops the cached pool of the primary (a reload may replace pools).
     fn forget_primary_pool(&mut self) {
-        if let Some(b) = self.busy.as_deref_mut() {
-            b.primary_pool = None;
-        }
+        self.primary_pool = None;
     }
 
     /// Forwards until a release point. `single` limits it to one batch (a
@@ -619,7 +614,7 @@ impl Session {
     ) -> Outcome {
         let max = self.knobs.max_message_size;
         let pool = conn.pool().cloned();
-        let busy = &mut **self.busy.get_or_insert_with(Default::default);
+        let busy = &mut **self.busy.get_or_insert_with(super::spare::take_busy);
         busy.counters.assigned(std::mem::take(&mut conn.waited));
         let mut pump = Pump::new(
             &mut self.io,

@@ -8,6 +8,7 @@ use std::cell::RefCell;
 use bytes::BytesMut;
 
 use super::io::READ_CHUNK;
+use super::pump::Busy;
 
 /// Buffers kept per thread at most (2 MiB); beyond that they are freed.
 const MAX_SPARE: usize = 256;
@@ -16,6 +17,42 @@ const MAX_KEPT: usize = 2 * READ_CHUNK;
 
 thread_local! {
     static SPARE: RefCell<Vec<BytesMut>> = const { RefCell::new(Vec::new()) };
+    // Boxes, not values: sessions hold them boxed, and they move in and out
+    // of the list without being copied or reallocated.
+    #[allow(clippy::vec_box)]
+    static SPARE_BUSY: RefCell<Vec<Box<Busy>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Request-time states kept per thread for clients to come (each is about
+/// 750 bytes plus the scratch buffers it grew).
+const MAX_SPARE_BUSY: usize = 256;
+
+/// A request-time state for a client about to send work: a spare one if
+/// the thread has one, else a new one.
+pub fn take_busy() -> Box<Busy> {
+    SPARE_BUSY
+        .with(|s| s.borrow_mut().pop())
+        .unwrap_or_default()
+}
+
+/// Takes a parked client's request-time state when it holds nothing of the
+/// client's own (`Busy::is_spare`): a client that waits between
+/// transactions then costs no more than one that only logged in, and the
+/// next request of any client on this thread reuses it (no allocation).
+pub fn give_busy(busy: &mut Option<Box<Busy>>) {
+    if !busy.as_deref().is_some_and(Busy::is_spare) {
+        return;
+    }
+    let Some(mut b) = busy.take() else {
+        return;
+    };
+    give(&mut b.sbuf);
+    SPARE_BUSY.with(|s| {
+        let mut s = s.borrow_mut();
+        if s.len() < MAX_SPARE_BUSY {
+            s.push(b);
+        }
+    });
 }
 
 /// Makes sure `buf` has room for a read of about [`READ_CHUNK`]: a spare
@@ -79,5 +116,42 @@ mod tests {
         let mut c = BytesMut::new();
         reserve(&mut c);
         assert!(c.capacity() <= MAX_KEPT, "a grown buffer is not handed out");
+    }
+
+    #[test]
+    fn a_parked_clients_state_is_reused_only_when_it_holds_nothing_of_its_own() {
+        // Fresh thread: its own spare list.
+        std::thread::spawn(|| {
+            let mut busy = Some(take_busy());
+            let ptr = busy.as_deref().map(|b| b as *const Busy);
+            give_busy(&mut busy);
+            assert!(busy.is_none(), "an empty state goes to the spares");
+            let again = take_busy();
+            assert_eq!(
+                Some(&*again as *const Busy),
+                ptr,
+                "and comes back without allocating"
+            );
+
+            let mut wrote = Some(again);
+            if let Some(b) = wrote.as_deref_mut() {
+                b.ryw.wrote(std::time::Instant::now());
+            }
+            give_busy(&mut wrote);
+            assert!(
+                wrote.is_some(),
+                "a read-your-writes position stays with its client"
+            );
+
+            let mut set = Some(take_busy());
+            if let Some(b) = set.as_deref_mut() {
+                b.replay.observe("SET search_path = app", false, false);
+                assert!(!b.replay.sets.is_empty());
+            }
+            give_busy(&mut set);
+            assert!(set.is_some(), "session state stays with its client");
+        })
+        .join()
+        .unwrap();
     }
 }

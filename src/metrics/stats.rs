@@ -154,6 +154,21 @@ fn micros(d: Duration) -> u64 {
 }
 
 impl ConnCounters {
+    /// Everything counted was folded into a pool's statistics and no timer
+    /// runs (between transactions).
+    pub fn is_settled(&self) -> bool {
+        self.xacts == 0
+            && self.queries == 0
+            && self.received == 0
+            && self.sent == 0
+            && self.xact_time_us == 0
+            && self.query_time_us == 0
+            && self.wait_time_us == 0
+            && self.assignments == 0
+            && self.query_start.is_none()
+            && self.xact_start.is_none()
+    }
+
     /// A request (Query, Sync, FunctionCall) went to the server.
     #[inline]
     pub fn request_sent(&mut self) {
