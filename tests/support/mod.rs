@@ -384,7 +384,13 @@ impl Proxy {
                     "exited early ({status}) before listening on {addr}"
                 ));
             }
-            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            // Our own log must say so too: a port picked as free may have
+            // been taken by another test's pgferry meanwhile, which would
+            // answer the connect while this one failed to bind (and leave
+            // with that test, refusing this test's first client).
+            if self.log().contains("pgferry listening")
+                && TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+            {
                 return Ok(());
             }
             if Instant::now() >= deadline {
