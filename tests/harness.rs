@@ -142,12 +142,18 @@ fn own_cluster_fails_over_and_is_removed_on_drop() {
 
 #[test]
 fn free_ports_are_distinct_and_bindable() {
-    let ports: Vec<u16> = (0..20).map(|_| free_port()).collect();
+    // Each port is bound as soon as it is handed out (and held): a port is
+    // only free at the moment it is picked, and clusters of the tests
+    // running alongside take ports of their own in the same range.
+    let mut held = Vec::new();
+    let mut ports = Vec::new();
+    for _ in 0..20 {
+        let p = free_port();
+        held.push(std::net::TcpListener::bind(("127.0.0.1", p)).unwrap());
+        ports.push(p);
+    }
     let mut sorted = ports.clone();
     sorted.sort_unstable();
     sorted.dedup();
     assert_eq!(sorted.len(), ports.len());
-    for p in ports {
-        std::net::TcpListener::bind(("127.0.0.1", p)).unwrap();
-    }
 }
