@@ -31,6 +31,7 @@ use crate::protocol::frame::{self, FrameError};
 use crate::protocol::{sqlstate, tag, views, TxStatus};
 use crate::router::classify::{self, TxEffect};
 use crate::server::{params, ParamSet, ServerConn};
+use crate::tls::Stream;
 
 /// Stop reading a side while this much is buffered and unsent (backpressure).
 const HIGH_WATER: usize = 64 * 1024;
@@ -517,27 +518,19 @@ impl<'a> Pump<'a> {
                 && !self.release
                 && (self.io.rbuf.len() < HIGH_WATER || self.c_scanned == 0)
             {
-                // Woken for the server's answer, most likely: a client that
-                // is still waited on and not readable is left alone.
-                if self.c_armed && !self.io.stream.may_be_readable() {
-                    c_blocked = true;
-                } else {
-                    reserve(&mut self.io.rbuf);
-                    self.c_armed = false;
-                    match poll_read_buf(Pin::new(&mut self.io.stream), cx, &mut self.io.rbuf) {
-                        Poll::Ready(Ok(0)) => {
-                            self.client_eof = true;
-                            progress = true;
-                        }
-                        Poll::Ready(Ok(_)) => progress = true,
-                        Poll::Ready(Err(_)) => return Poll::Ready(Outcome::ClientGone),
-                        Poll::Pending => {
-                            c_blocked = true;
-                            // A Pending of tokio's cooperative budget leaves
-                            // no waker with the socket: not armed then.
-                            self.c_armed = tokio::task::coop::has_budget_remaining();
-                        }
+                match poll_side(
+                    &mut self.io.stream,
+                    &mut self.io.rbuf,
+                    &mut self.c_armed,
+                    cx,
+                ) {
+                    Poll::Ready(Ok(0)) => {
+                        self.client_eof = true;
+                        progress = true;
                     }
+                    Poll::Ready(Ok(_)) => progress = true,
+                    Poll::Ready(Err(_)) => return Poll::Ready(Outcome::ClientGone),
+                    Poll::Pending => c_blocked = true,
                 }
             }
             if !self.release {
@@ -588,20 +581,11 @@ impl<'a> Pump<'a> {
             // Server → buffer.
             if !s_blocked && !self.release && (self.sbuf.len() < HIGH_WATER || self.s_scanned == 0)
             {
-                if self.s_armed && !self.server.stream.may_be_readable() {
-                    s_blocked = true;
-                } else {
-                    reserve(self.sbuf);
-                    self.s_armed = false;
-                    match poll_read_buf(Pin::new(&mut self.server.stream), cx, self.sbuf) {
-                        Poll::Ready(Ok(0)) => return Poll::Ready(Outcome::ServerGone(None)),
-                        Poll::Ready(Ok(_)) => progress = true,
-                        Poll::Ready(Err(e)) => return Poll::Ready(Outcome::ServerGone(Some(e))),
-                        Poll::Pending => {
-                            s_blocked = true;
-                            self.s_armed = tokio::task::coop::has_budget_remaining();
-                        }
-                    }
+                match poll_side(&mut self.server.stream, self.sbuf, &mut self.s_armed, cx) {
+                    Poll::Ready(Ok(0)) => return Poll::Ready(Outcome::ServerGone(None)),
+                    Poll::Ready(Ok(_)) => progress = true,
+                    Poll::Ready(Err(e)) => return Poll::Ready(Outcome::ServerGone(Some(e))),
+                    Poll::Pending => s_blocked = true,
                 }
             }
             self.scan_server();
@@ -1418,4 +1402,24 @@ pub(super) fn node_going_away(code: &str) -> bool {
 
 fn reserve(buf: &mut BytesMut) {
     super::spare::reserve(buf);
+}
+
+/// One read of either side into its buffer. `armed`: the side's last read
+/// returned Pending with the task's waker registered; while its readiness
+/// stays clear (woken by the other side, most likely) it is not read, nor
+/// its waker registered, again. A Pending of tokio's cooperative budget
+/// registers no waker, so it does not arm.
+fn poll_side(
+    stream: &mut Stream,
+    buf: &mut BytesMut,
+    armed: &mut bool,
+    cx: &mut Context<'_>,
+) -> Poll<std::io::Result<usize>> {
+    if *armed && !stream.may_be_readable() {
+        return Poll::Pending;
+    }
+    reserve(buf);
+    let read = poll_read_buf(Pin::new(stream), cx, buf);
+    *armed = read.is_pending() && tokio::task::coop::has_budget_remaining();
+    read
 }
