@@ -18,6 +18,7 @@ use std::sync::Arc;
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::protocol::frame;
+use crate::router::classify::is_space;
 
 /// A client's view: its statement name → the shared statement.
 #[derive(Debug, Default)]
@@ -238,10 +239,7 @@ pub const CLOSED_PLACEHOLDER: &str = "pgferry_closed";
 /// skips) with the word DEALLOCATE: the cheap test before
 /// [`deallocate_name`].
 pub fn starts_deallocate(sql: &[u8]) -> bool {
-    let start = sql
-        .iter()
-        .position(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c))
-        .unwrap_or(sql.len());
+    let start = sql.iter().position(|&b| !is_space(b)).unwrap_or(sql.len());
     sql.get(start..start + 10)
         .is_some_and(|w| w.eq_ignore_ascii_case(b"deallocate"))
 }

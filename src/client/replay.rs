@@ -12,6 +12,7 @@
 //! This looks only at the first words of each statement (and a few marker
 //! function names); it never parses SQL fully.
 
+use crate::router::classify::is_space;
 use crate::server::ParamSet;
 
 /// Statements starting with one of these may change session state.
@@ -66,8 +67,8 @@ impl SessionState {
     /// which then need not even be checked for UTF-8. Conservative: true
     /// whenever unsure.
     pub fn may_observe(sql: &[u8]) -> bool {
-        // The whitespace `str::trim_start` / `trim_end` skip in ASCII.
-        let space = |b: &u8| matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r');
+        // (The whitespace `str::trim_start` / `trim_end` skip in ASCII.)
+        let space = |b: &u8| is_space(*b);
         if !sql.is_ascii() {
             return true;
         }

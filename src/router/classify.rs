@@ -1104,8 +1104,9 @@ struct Lexer<'a> {
     plain_backslash: bool,
 }
 
-/// Postgres' `space`: `[ \t\n\r\f\v]`.
-fn is_space(b: u8) -> bool {
+/// Postgres' `space`: `[ \t\n\r\f\v]` (also exactly the ASCII whitespace
+/// `str::trim` skips).
+pub const fn is_space(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c)
 }
 

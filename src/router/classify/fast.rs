@@ -30,7 +30,7 @@ const fn classes() -> [u8; 256] {
         let b = i as u8;
         t[i] = if b.is_ascii_alphanumeric() || b == b'_' {
             WORD
-        } else if matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c) {
+        } else if is_space(b) {
             SPACE
         } else if matches!(b, b',' | b'.' | b'=' | b'<' | b'>' | b'*') {
             PUNCT
