@@ -313,7 +313,11 @@ impl Session {
         };
         match (msg[0], named) {
             (tag::PARSE, Some(name)) if !name.is_empty() => {
-                let verdicts = &mut self.busy.get_or_insert_with(Default::default).verdicts;
+                // (A field path, not `busy()`: `name` borrows the buffer.)
+                let verdicts = &mut self
+                    .busy
+                    .get_or_insert_with(super::spare::take_busy)
+                    .verdicts;
                 if verdicts.len() >= MAX_VERDICTS {
                     verdicts.clear();
                 }

@@ -81,7 +81,9 @@ pub struct Session {
     pub(super) desired: ParamSet,
     pub(super) key: CancelKey,
     pub(super) track: Tracker,
-    /// Statement-sharing buffers and traffic counters; None until the first request.
+    /// What the client needs only while it has work (see `Busy`): None
+    /// until its first request, and again while it is parked with nothing
+    /// of its own in it (`spare::give_busy`).
     pub(super) busy: Option<Box<Busy>>,
     /// The pool of the primary last checked out from, and its node: saves a
     /// lookup per transaction. Dropped at a reload (pools may be replaced).
@@ -151,7 +153,7 @@ impl Session {
         }
         self.generation = generation;
         self.knobs = self.state.knobs();
-        self.forget_primary_pool();
+        self.primary_pool = None;
         if let Some(db) = self.state.database(&self.db.name) {
             if !Arc::ptr_eq(&db, &self.db) {
                 self.span().in_scope(|| tracing::info!(client_id = self.entry.id, database = %db.name, "client moves to the reloaded database"));
@@ -595,11 +597,6 @@ impl Session {
         if let Some(b) = self.busy.as_deref_mut() {
             b.replay = Default::default();
         }
-    }
-
-    /// Drops the cached pool of the primary (a reload may replace pools).
-    fn forget_primary_pool(&mut self) {
-        self.primary_pool = None;
     }
 
     /// Forwards until a release point. `single` limits it to one batch (a
