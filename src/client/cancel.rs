@@ -23,16 +23,13 @@ pub struct CancelTarget {
 /// entry (one allocation per client for both).
 #[derive(Debug)]
 pub struct CancelSlot {
-    /// The process id in the client's BackendKeyData.
-    pub pid: u32,
     secret: u32,
     target: Mutex<Option<CancelTarget>>,
 }
 
 impl CancelSlot {
-    pub fn new(pid: u32, secret: u32) -> CancelSlot {
+    pub fn new(secret: u32) -> CancelSlot {
         CancelSlot {
-            pid,
             secret,
             target: Mutex::new(None),
         }
@@ -148,7 +145,7 @@ mod tests {
             "127.0.0.1:40000".parse().unwrap(),
             None,
             "",
-            CancelSlot::new(key.pid, key.secret),
+            CancelSlot::new(key.secret),
         ));
         reg.attach(&key, &entry);
         let target = CancelTarget {

@@ -226,7 +226,7 @@ impl Session {
             peer,
             io.stream.local_addr().ok(),
             desired.get("application_name").unwrap_or(""),
-            CancelSlot::new(key.pid, key.secret),
+            CancelSlot::new(key.secret),
         ));
         state.cancels.attach(&key, entry.shared());
         let knobs = state.knobs();

@@ -170,8 +170,8 @@ pub struct ClientEntry {
     pin: Mutex<Option<(&'static str, u64)>>,
     /// Set by KILL / KILL_CLIENT: the session closes.
     pub kill: crate::client::KillSwitch,
-    /// Its cancel key (the process id pgferry gave it, and the secret) and
-    /// where its queries run now.
+    /// Its cancel key's secret and where its queries run now (the cancel
+    /// registry finds the entry by the key's process id).
     pub cancel: crate::client::cancel::CancelSlot,
 }
 
@@ -381,7 +381,7 @@ mod tests {
             peer,
             None,
             "psql",
-            crate::client::cancel::CancelSlot::new(1, 0),
+            crate::client::cancel::CancelSlot::new(0),
         )
     }
 
