@@ -492,6 +492,10 @@ pub struct Knobs {
     pub cache_unnamed_statements: bool,
     /// Which function calls make a statement a write for `auto` routing.
     pub policy: FunctionPolicy,
+    /// Unique to this copy of the knobs (a process-wide count): the router's
+    /// memo of classified texts (`router::memo`) keeps facts computed under
+    /// other settings apart.
+    pub memo_key: u64,
 }
 
 impl Knobs {
@@ -507,6 +511,10 @@ impl Knobs {
             max_prepared_statements: p.max_prepared_statements,
             cache_unnamed_statements: p.cache_unnamed_statements,
             policy: function_policy(p),
+            memo_key: {
+                static NEXT: AtomicU64 = AtomicU64::new(1);
+                NEXT.fetch_add(1, Ordering::Relaxed)
+            },
         }
     }
 }

@@ -88,6 +88,49 @@ async fn auto_sends_reads_to_replicas_and_writes_to_the_primary() {
     assert!(rows[0].get::<_, bool>(0));
 }
 
+/// The router remembers what it said about an extended-protocol text that a
+/// client repeats (`router::memo`); a reload that changes the function policy
+/// must not be hidden by that memory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reloaded_function_policy_reroutes_a_repeated_statement() {
+    let c = shared_cluster();
+    let deny_lower = "route_deny_functions = [\"lower\"]";
+    let p = Proxy::start(&routed(
+        c,
+        "auto",
+        &format!("read_your_writes = false\nadmin_users = [\"app\"]\n{deny_lower}"),
+    ));
+    let client = connect(&p.url("app", "secret", "app")).await;
+    wait_for_replica(c, &client, "SELECT inet_server_port()").await;
+    // Unnamed Parse/Bind/Execute, the same text every time.
+    async fn port(client: &tokio_postgres::Client) -> u16 {
+        let rows = client
+            .query_typed("SELECT inet_server_port(), lower('A')", &[])
+            .await
+            .expect("query");
+        rows[0].get::<_, i32>(0) as u16
+    }
+    for _ in 0..5 {
+        assert_eq!(port(&client).await, c.port(0), "lower() is denied: primary");
+    }
+    let text = std::fs::read_to_string(&p.config_path).expect("config");
+    std::fs::write(
+        &p.config_path,
+        text.replace(deny_lower, "route_deny_functions = [\"nextval\"]"),
+    )
+    .expect("write config");
+    let admin = connect(&p.url("app", "secret", "pgferry")).await;
+    admin.simple_query("RELOAD").await.expect("RELOAD");
+    // Settings are read again at the next request of each session.
+    for _ in 0..5 {
+        let at = port(&client).await;
+        assert!(
+            c.replica_ports.contains(&at),
+            "lower() is allowed after the reload: a replica, not {at}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_transaction_stays_on_the_node_of_its_first_statement() {
     let c = shared_cluster();

@@ -112,13 +112,7 @@ impl Session {
                 continue;
             }
             // The head's text is found and checked once, for both questions.
-            let (command, facts) = {
-                let text = route::head_text(&self.io.rbuf[..need]);
-                (
-                    text.and_then(route::route_command),
-                    route::facts(text, &self.knobs.policy),
-                )
-            };
+            let (command, facts) = route::head_facts(&self.io.rbuf[..need], &self.knobs);
             // (Bound first: a `?` in the scrutinee would keep its error's room
             // in this future across the await below.)
             let routed = self.route_command(need, command)?;
@@ -356,7 +350,7 @@ impl Session {
             match h.tag {
                 tag::SYNC => return true,
                 tag::QUERY | tag::PARSE => {
-                    let facts = route::facts(route::head_text(msg), &self.knobs.policy);
+                    let (_, facts) = route::head_facts(msg, &self.knobs);
                     if facts.verdict != Verdict::ReadOnly || h.tag == tag::QUERY {
                         return facts.verdict == Verdict::ReadOnly && facts.tx == TxEffect::None;
                     }

@@ -10,7 +10,8 @@ use crate::config::Route;
 use crate::protocol::build;
 use crate::protocol::{frame, tag, TxStatus};
 use crate::router::classify::{self, FunctionPolicy, TxEffect, Verdict};
-use crate::router::BatchFacts;
+use crate::router::{memo, BatchFacts};
+use crate::state::Knobs;
 
 /// The session parameter clients use to choose their route.
 pub const ROUTE_PARAM: &str = "pgferry.route";
@@ -138,6 +139,28 @@ pub fn head_bytes(msg: &[u8]) -> Option<&[u8]> {
         _ => return None,
     };
     text.get(..memchr::memchr(0, text)?)
+}
+
+/// The head's `pgferry.route` command and facts (see [`facts`]) together.
+/// A Parse's text, which clients repeat, is looked up in the router's memo
+/// first (`router::memo`, keyed by `knobs.memo_key`) and remembered there
+/// once classified; a Query's text, which usually carries its literals, is
+/// classified every time.
+pub fn head_facts(msg: &[u8], knobs: &Knobs) -> (Option<Result<RouteCommand, String>>, BatchFacts) {
+    let parse = msg.first() == Some(&tag::PARSE);
+    let bytes = head_bytes(msg);
+    if parse {
+        if let Some(f) = bytes.and_then(|b| memo::get(b, knobs.memo_key)) {
+            return (None, f);
+        }
+    }
+    let text = bytes.and_then(|b| std::str::from_utf8(b).ok());
+    let command = text.and_then(route_command);
+    let facts = facts(text, &knobs.policy);
+    if let (true, None, Some(text)) = (parse, &command, text) {
+        memo::put(text.as_bytes(), knobs.memo_key, facts);
+    }
+    (command, facts)
 }
 
 /// Facts about a batch for the router: its hint, the classifier's verdict
@@ -339,6 +362,60 @@ mod tests {
         assert!(facts(Some("SELECT a FROM t WHERE b = $1"), &policy).plain);
         assert!(!facts(Some("SELECT now()"), &policy).plain);
         assert!(!facts(None, &policy).plain);
+    }
+
+    #[test]
+    fn head_facts_of_a_repeated_parse_come_from_the_memo_and_agree() {
+        let knobs = |policy: FunctionPolicy, memo_key: u64| Knobs {
+            max_message_size: 1 << 20,
+            client_idle_timeout: Duration::ZERO,
+            pin_error: false,
+            query_timeout: Duration::ZERO,
+            idle_transaction_timeout: Duration::ZERO,
+            server_connect_timeout: Duration::from_secs(1),
+            max_prepared_statements: 100,
+            cache_unnamed_statements: false,
+            policy,
+            memo_key,
+        };
+        let parse = |sql: &str| {
+            let mut m = vec![tag::PARSE, 0, 0, 0, 0, 0];
+            m.extend_from_slice(sql.as_bytes());
+            m.extend_from_slice(&[0, 0, 0]);
+            m
+        };
+        let deny = knobs(FunctionPolicy::deny_list(&["lower"]), u64::MAX - 1);
+        let allow = knobs(FunctionPolicy::default(), u64::MAX - 2);
+        for sql in [
+            "SELECT abalance FROM pgbench_accounts WHERE aid = $1",
+            "SELECT lower($1)",
+            "UPDATE t SET a = $1",
+            "BEGIN",
+            "/* pgferry: replica */ SELECT $1",
+        ] {
+            let msg = parse(sql);
+            for k in [&deny, &allow, &deny] {
+                // Twice: classified, then remembered.
+                for _ in 0..2 {
+                    let (command, f) = head_facts(&msg, k);
+                    let want = facts(Some(sql), &k.policy);
+                    assert!(command.is_none(), "{sql}");
+                    assert_eq!(
+                        (f.hint, f.verdict, f.tx, f.plain),
+                        (want.hint, want.verdict, want.tx, want.plain),
+                        "{sql}"
+                    );
+                }
+            }
+        }
+        let msg = parse("SELECT lower($1)");
+        assert_eq!(head_facts(&msg, &deny).1.verdict, Verdict::Write);
+        assert_eq!(head_facts(&msg, &allow).1.verdict, Verdict::ReadOnly);
+        // A route command is answered, never remembered as plain facts.
+        let msg = parse("SET pgferry.route = 'replica'");
+        for _ in 0..2 {
+            assert!(head_facts(&msg, &allow).0.is_some());
+        }
     }
 
     #[test]
