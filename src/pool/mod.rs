@@ -290,7 +290,7 @@ impl Pool {
             let step = self.look(use_reserve, Instant::now(), swept.then_some(deadline))?;
             let rx = match step {
                 Step::Ready(p) => return Ok(p),
-                Step::Open(slot) => return self.open_new(slot).await,
+                Step::Open(slot) => return Box::pin(self.open_new(slot)).await,
                 Step::Limited(_, rx) if !watch_limits => {
                     // Look again, this time watching for freed permits (the
                     // dropped place in line is skipped by whoever offers it).
@@ -322,7 +322,9 @@ impl Pool {
                                 waited_ms: started.elapsed().as_millis(),
                             })
                         }
-                        Ok(Some(Ok(Grant::Slot(slot)))) => return self.open_new(slot).await,
+                        Ok(Some(Ok(Grant::Slot(slot)))) => {
+                            return Box::pin(self.open_new(slot)).await
+                        }
                         Ok(Some(Err(_))) => return Err(PoolError::Closed),
                         // A permit was freed, or an idle connection may be
                         // evictable now: look again.
@@ -347,7 +349,7 @@ impl Pool {
             self.counters.waiting.fetch_sub(1, Ordering::Relaxed);
             match got {
                 Ok(Ok(Grant::Conn(c))) => return Ok(c),
-                Ok(Ok(Grant::Slot(slot))) => return self.open_new(slot).await,
+                Ok(Ok(Grant::Slot(slot))) => return Box::pin(self.open_new(slot)).await,
                 Ok(Err(_)) => return Err(PoolError::Closed),
                 Err(_) if until < deadline => use_reserve = true,
                 Ok(Ok(Grant::Expired)) | Err(_) => {
@@ -417,6 +419,10 @@ impl Pool {
         Ok(Step::Wait(rx))
     }
 
+    /// Opens a connection into `slot`. Awaited boxed: the connect and login
+    /// state is about 2 KiB, which every checkout's future (and the
+    /// session's boxed batch future, copied to the heap once per
+    /// transaction) would otherwise carry for the rare case.
     async fn open_new(self: &Arc<Self>, slot: Slot) -> Result<Pooled, PoolError> {
         let mut conn = server::connect(&self.spec).await?;
         conn.epoch = self.epoch.load(Ordering::Relaxed);
