@@ -344,18 +344,24 @@ impl Session {
     /// primary is lost, restarting, or two nodes claim the role), waits up to
     /// `failover_timeout` for one: the client is held, not failed.
     pub(super) async fn checkout(&mut self) -> Result<Pooled, ClientError> {
-        self.entry.waiting();
-        let got = self.checkout_primary().await;
+        // One reading of the clock for the wait's start, its deadline and,
+        // when an idle connection is there at once, the checkout itself.
+        let now = Instant::now();
+        self.entry.waiting_at(crate::metrics::clock::us_at(now));
+        let got = self.checkout_primary(now).await;
         if got.is_err() {
             self.entry.idle();
         }
         got
     }
 
-    async fn checkout_primary(&mut self) -> Result<Pooled, ClientError> {
-        let mut started = Instant::now();
+    async fn checkout_primary(&mut self, now: Instant) -> Result<Pooled, ClientError> {
+        let mut started = now;
+        // The clock reading the first attempt may use.
+        let mut fresh = Some(now);
         let deadline = self.deadline_from(started);
         if self.db.gate.is_paused() {
+            fresh = None;
             self.wait_unpaused(deadline).await?;
             // The failover wait starts after the pause.
             started = Instant::now();
@@ -378,7 +384,8 @@ impl Session {
                         p
                     }
                 };
-                match pool.checkout(deadline).await {
+                let at = fresh.take().unwrap_or_else(Instant::now);
+                match pool.checkout_at(at, deadline).await {
                     Ok(c) => {
                         if held {
                             topology.note_held(started.elapsed());
@@ -414,6 +421,7 @@ impl Session {
                 });
             }
             held = true;
+            fresh = None;
             topology.next_round(give_up).await;
         }
     }

@@ -216,8 +216,13 @@ impl ClientEntry {
 
     /// The client has work and waits for a server connection.
     pub fn waiting(&self) {
+        self.waiting_at(clock::now_us());
+    }
+
+    /// [`Self::waiting`] since `us` (a [`clock::now_us`] value the caller has).
+    pub fn waiting_at(&self, us: u64) {
         if self.state() != ClientState::Waiting {
-            self.wait_since_us.store(clock::now_us(), Ordering::Relaxed);
+            self.wait_since_us.store(us, Ordering::Relaxed);
             self.state
                 .store(ClientState::Waiting as u8, Ordering::Relaxed);
         }
@@ -352,6 +357,13 @@ impl ServerEntry {
         } else {
             self.request_us.store(clock::now_us(), Ordering::Relaxed);
         }
+    }
+
+    /// Active since `us` (a [`clock::now_us`] value the caller has).
+    pub fn set_active_at(&self, us: u64) {
+        self.state
+            .store(ServerState::Active as u8, Ordering::Relaxed);
+        self.request_us.store(us, Ordering::Relaxed);
     }
 
     /// Linked to client `client` (0: none).

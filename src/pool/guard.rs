@@ -21,10 +21,12 @@ pub struct Pooled {
 }
 
 impl Pooled {
-    pub(super) fn new(pool: Arc<Pool>, conn: Box<ServerConn>) -> Pooled {
+    /// Checked out (or offered to a waiter) at `now_us` (a
+    /// `metrics::clock::now_us` value).
+    pub(super) fn new(pool: Arc<Pool>, conn: Box<ServerConn>, now_us: u64) -> Pooled {
         pool.counters.active.fetch_add(1, Ordering::Relaxed);
         if let Some(e) = &conn.entry {
-            e.set_state(crate::metrics::ServerState::Active);
+            e.set_active_at(now_us);
         }
         Pooled {
             pool: Some(pool),

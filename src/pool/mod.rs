@@ -24,7 +24,7 @@ pub use guard::Pooled;
 pub use limit::Limit;
 pub use pause::{PauseGate, StillPaused};
 
-use crate::metrics::{PoolStats, Registry, ServerEntry, ServerState};
+use crate::metrics::{clock, PoolStats, Registry, ServerEntry, ServerState};
 use crate::server::{self, ConnectSpec, ServerConn, ServerError};
 
 #[derive(Debug, Error)]
@@ -248,7 +248,17 @@ impl Pool {
     /// Cancel safety: cancel-safe; a grant that arrives after the caller went
     /// away is returned to the pool by its guard.
     pub async fn checkout(self: &Arc<Self>, deadline: Instant) -> Result<Pooled, PoolError> {
-        let started = Instant::now();
+        self.checkout_at(Instant::now(), deadline).await
+    }
+
+    /// [`Self::checkout`] for a caller that has just read the clock (`now`):
+    /// the common case, an idle connection at once, reads it no more.
+    pub async fn checkout_at(
+        self: &Arc<Self>,
+        now: Instant,
+        deadline: Instant,
+    ) -> Result<Pooled, PoolError> {
+        let started = now;
         // The common case, an idle connection at once, did not wait (and
         // needs no second reading of the clock).
         if let Some(p) = self.take_idle(&mut self.lock(), started) {
@@ -369,7 +379,7 @@ impl Pool {
         }
         while let Some(mut conn) = inner.idle.pop() {
             if conn.is_reusable() && !self.expired(&conn, now) {
-                return Some(Pooled::new(self.clone(), conn));
+                return Some(Pooled::new(self.clone(), conn, clock::us_at(now)));
             }
             self.forget(inner, 1);
         }
@@ -467,21 +477,27 @@ impl Pool {
             return;
         }
         conn.last_used = now;
-        let mut offer = Grant::Conn(Pooled::new(self.clone(), conn));
-        while let Some(w) = inner.waiters.pop_front() {
-            match w.tx.send(offer) {
-                Ok(()) => return,
-                Err(back) => offer = back,
-            }
-        }
-        if let Grant::Conn(mut pooled) = offer {
-            if let Some(conn) = pooled.take() {
-                if let Some(e) = &conn.entry {
-                    e.set_state(ServerState::Idle);
+        if !inner.waiters.is_empty() {
+            let mut offer = Grant::Conn(Pooled::new(self.clone(), conn, clock::us_at(now)));
+            while let Some(w) = inner.waiters.pop_front() {
+                match w.tx.send(offer) {
+                    Ok(()) => return,
+                    Err(back) => offer = back,
                 }
-                inner.idle.push(conn);
             }
+            // Every waiter had gone: the connection goes idle after all.
+            let Grant::Conn(mut pooled) = offer else {
+                return;
+            };
+            let Some(back) = pooled.take() else {
+                return;
+            };
+            conn = back;
         }
+        if let Some(e) = &conn.entry {
+            e.set_state(ServerState::Idle);
+        }
+        inner.idle.push(conn);
         drop(inner);
         // A pool waiting on a shared limit may now close this idle
         // connection to make room.
@@ -596,7 +612,7 @@ struct Slot {
 impl Slot {
     fn fill(mut self, conn: Box<ServerConn>) -> Pooled {
         match self.pool.take() {
-            Some(pool) => Pooled::new(pool, conn),
+            Some(pool) => Pooled::new(pool, conn, clock::now_us()),
             // Unreachable by construction: a Slot always has its pool until filled or dropped.
             None => Pooled::detached(conn),
         }
