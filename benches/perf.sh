@@ -11,7 +11,8 @@
 #     matrix      -S simple / -S -M extended / tpcb-like at 10 and 100 clients
 #     prepared    -S -M prepared at 100 clients: direct vs pgferry (PgBouncer 1.18
 #                 cannot run it in transaction mode)
-#     route       -S simple at 100: pgferry route="primary" vs route="auto"
+#     route       -S simple at 100: pgferry route="primary" vs route="auto" (and route="auto"
+#                 with the primary as the only host: the routing work alone)
 #     ryw         tpcb-like at 100: route="auto" with read_your_writes off vs on
 #     tail        -S simple, 1000 clients on a pool of 20, per-transaction log:
 #                 p50/p99 latency and transactions per client (starvation)
@@ -184,6 +185,15 @@ hosts = [$hosts]
 dbname = "app"
 route = "auto"
 read_your_writes = true
+
+# route = "auto" with the primary as the only host: every select is
+# classified and routed, and falls back to the primary (pgferry's routing
+# work alone, without the replicas competing for the same cores)
+[databases.app_auto_local]
+hosts = ["127.0.0.1:$PRIMARY_PORT"]
+dbname = "app"
+route = "auto"
+read_your_writes = false
 EOF
     "$PGFERRY_BIN" --config "$cfg" >"$CLUSTER_DIR/pgferry-$name.log" 2>&1 &
     pid=$!
@@ -198,10 +208,11 @@ start_pgferry main scram-sha-256 $((TAIL_CLIENTS + 100))
 
 # target name -> port, database, pooler pid (empty for direct)
 declare -A PORT=([direct]="$PRIMARY_PORT" [pgbouncer]="$BPORT_main" [pgferry]="$FPORT_main"
-    [pgferry-auto]="$FPORT_main" [pgferry-ryw]="$FPORT_main")
-declare -A DB=([direct]=app [pgbouncer]=app [pgferry]=app [pgferry-auto]=app_auto [pgferry-ryw]=app_ryw)
+    [pgferry-auto]="$FPORT_main" [pgferry-ryw]="$FPORT_main" [pgferry-auto-local]="$FPORT_main")
+declare -A DB=([direct]=app [pgbouncer]=app [pgferry]=app [pgferry-auto]=app_auto [pgferry-ryw]=app_ryw
+    [pgferry-auto-local]=app_auto_local)
 declare -A PID=([direct]="" [pgbouncer]="$BPID_main" [pgferry]="$FPID_main"
-    [pgferry-auto]="$FPID_main" [pgferry-ryw]="$FPID_main")
+    [pgferry-auto]="$FPID_main" [pgferry-ryw]="$FPID_main" [pgferry-auto-local]="$FPID_main")
 for t in "${!PORT[@]}"; do
     "$PSQL" -X -q -A -t -p "${PORT[$t]}" -d "${DB[$t]}" -c "SELECT 1" >/dev/null ||
         die "cannot query through $t"
@@ -271,7 +282,7 @@ if want matrix; then
     done
 fi
 if want prepared; then scenario prepared select-prepared 100 "direct pgferry"; fi
-if want route; then scenario route select-simple 100 "pgferry pgferry-auto"; fi
+if want route; then scenario route select-simple 100 "pgferry pgferry-auto pgferry-auto-local"; fi
 if want ryw; then scenario ryw tpcb-like 100 "pgferry-auto pgferry-ryw"; fi
 if want tail; then
     # per-transaction logs: latency percentiles and transactions per client

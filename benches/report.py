@@ -23,6 +23,7 @@ TARGET_LABEL = {
     "pgferry": "pgferry",
     "pgferry-auto": "pgferry route=auto",
     "pgferry-ryw": "pgferry auto+read_your_writes",
+    "pgferry-auto-local": "pgferry route=auto, primary only",
 }
 
 
@@ -401,10 +402,16 @@ def build(args):
     L.append("|---|---|--:|--:|--:|--:|")
     L.append(f"| route=auto vs route=primary | select-simple | 100 | {fmt(a, '{:.0f}')} | {fmt(p, '{:.0f}')} | "
              f"{fmt(ratio(a, p))} |")
+    al = res.tps("route", "select-simple", 100, "pgferry-auto-local")
+    L.append(f"| route=auto with the primary as the only host vs route=primary | select-simple | 100 | "
+             f"{fmt(al, '{:.0f}')} | {fmt(p, '{:.0f}')} | {fmt(ratio(al, p))} |")
     L.append(f"| read_your_writes on vs off (route=auto) | tpcb-like | 100 | {fmt(y, '{:.0f}')} | "
              f"{fmt(n, '{:.0f}')} | {fmt(ratio(y, n))} |")
     L.append("\nWith route=auto the selects run on the two replicas, so on this 2-core machine the "
-             "comparison also measures how the same two cores cope with three busy Postgres instances.\n")
+             "comparison also measures how the same two cores cope with three busy Postgres instances. "
+             "The second row isolates pgferry's own routing work: the same route=auto database with "
+             "the primary as its only host, so every select is classified and routed, finds no "
+             "replica and runs on the primary (`replica_fallback = \"primary\"`).\n")
     notes = os.path.join(os.path.dirname(os.path.abspath(__file__)), "benchmarks-notes.md")
     if os.path.exists(notes):
         L.append(open(notes).read().strip() + "\n")
