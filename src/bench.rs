@@ -5,7 +5,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
 
@@ -63,7 +63,7 @@ pub async fn idle_pool(n: usize) -> std::io::Result<IdlePool> {
 
 fn conn(stream: TcpStream, id: u64, addr: SocketAddr) -> std::io::Result<ServerConn> {
     stream.set_nodelay(true)?;
-    let now = Instant::now();
+    let now_us = crate::metrics::clock::now_us();
     Ok(ServerConn {
         stream: Stream::Plain(stream),
         id,
@@ -77,8 +77,8 @@ fn conn(stream: TcpStream, id: u64, addr: SocketAddr) -> std::io::Result<ServerC
         params: Default::default(),
         tx_status: TxStatus::Idle,
         broken: false,
-        created: now,
-        last_used: now,
+        created_us: now_us,
+        last_used_us: now_us,
         stats: ServerStats::default(),
         epoch: 0,
         statements: Default::default(),

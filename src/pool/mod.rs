@@ -94,8 +94,10 @@ fn ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-fn older_than(at: Instant, limit_ms: u64, now: Instant) -> bool {
-    limit_ms != 0 && now.saturating_duration_since(at) >= Duration::from_millis(limit_ms)
+/// Whether `at_us` lies `limit_ms` or more before `now_us` (process clock,
+/// `metrics::clock`); a zero limit is off.
+fn older_than(at_us: u64, limit_ms: u64, now_us: u64) -> bool {
+    limit_ms != 0 && now_us.saturating_sub(at_us) >= limit_ms.saturating_mul(1000)
 }
 
 pub struct Pool {
@@ -232,15 +234,15 @@ impl Pool {
         }
     }
 
-    fn expired(&self, conn: &ServerConn, now: Instant) -> bool {
+    fn expired(&self, conn: &ServerConn, now_us: u64) -> bool {
         older_than(
-            conn.created,
+            conn.created_us,
             self.settings.lifetime_ms.load(Ordering::Relaxed),
-            now,
+            now_us,
         ) || older_than(
-            conn.last_used,
+            conn.last_used_us,
             self.settings.idle_timeout_ms.load(Ordering::Relaxed),
-            now,
+            now_us,
         )
     }
 
@@ -377,9 +379,10 @@ impl Pool {
         if inner.closed {
             return None;
         }
+        let now_us = clock::us_at(now);
         while let Some(mut conn) = inner.idle.pop() {
-            if conn.is_reusable() && !self.expired(&conn, now) {
-                return Some(Pooled::new(self.clone(), conn, clock::us_at(now)));
+            if conn.is_reusable() && !self.expired(&conn, now_us) {
+                return Some(Pooled::new(self.clone(), conn, now_us));
             }
             self.forget(inner, 1);
         }
@@ -453,11 +456,11 @@ impl Pool {
     /// Returns a clean connection: to the longest waiter if any, else idle.
     fn checkin(self: &Arc<Self>, mut conn: Box<ServerConn>) {
         let mut inner = self.lock();
-        let now = Instant::now();
+        let now_us = clock::now_us();
         let too_old = older_than(
-            conn.created,
+            conn.created_us,
             self.settings.lifetime_ms.load(Ordering::Relaxed),
-            now,
+            now_us,
         );
         // Beyond the size (after a reload shrank it, or reserve connections
         // with nobody waiting any more) connections close as they return.
@@ -476,9 +479,9 @@ impl Pool {
             self.release_slot();
             return;
         }
-        conn.last_used = now;
+        conn.last_used_us = now_us;
         if !inner.waiters.is_empty() {
-            let mut offer = Grant::Conn(Pooled::new(self.clone(), conn, clock::us_at(now)));
+            let mut offer = Grant::Conn(Pooled::new(self.clone(), conn, now_us));
             while let Some(w) = inner.waiters.pop_front() {
                 match w.tx.send(offer) {
                     Ok(()) => return,
@@ -557,17 +560,18 @@ impl Pool {
     /// `server_lifetime`; returns how many.
     pub fn reap(&self) -> usize {
         let mut inner = self.lock();
-        let now = Instant::now();
+        let now_us = clock::now_us();
         let before = inner.idle.len();
-        inner.idle.retain(|c| !self.expired(c, now));
+        inner.idle.retain(|c| !self.expired(c, now_us));
         let n = before - inner.idle.len();
         self.forget(&mut inner, n);
         n
     }
 
     /// When the longest-idle connection was last used.
-    fn oldest_idle(&self) -> Option<Instant> {
-        self.lock().idle.first().map(|c| c.last_used)
+    /// (Process clock, `metrics::clock`.)
+    fn oldest_idle(&self) -> Option<u64> {
+        self.lock().idle.first().map(|c| c.last_used_us)
     }
 
     /// Closes the longest-idle connection (to free a shared limit's permit).

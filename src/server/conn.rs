@@ -1,7 +1,6 @@
 //! One server connection and what pgferry knows about it.
 
 use std::net::SocketAddr;
-use std::time::Instant;
 
 use super::params::ServerParams;
 use crate::config::HostAddr;
@@ -29,8 +28,11 @@ pub struct ServerConn {
     /// Set when the connection's protocol state is unknown (I/O failed, a
     /// client left mid-transaction): such a connection is closed, never reused.
     pub broken: bool,
-    pub created: Instant,
-    pub last_used: Instant,
+    /// When it was opened and last returned to its pool, on the process
+    /// clock (`metrics::clock::now_us`): the pool's age checks are then a
+    /// subtraction of integers.
+    pub created_us: u64,
+    pub last_used_us: u64,
     pub stats: ServerStats,
     /// The pool generation this connection belongs to; RECONNECT starts a
     /// new one and older connections are closed as they come back.

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -159,7 +159,7 @@ async fn connect_inner(spec: &ConnectSpec) -> Result<ServerConn, ServerError> {
             }
         }
     }
-    let now = Instant::now();
+    let now_us = crate::metrics::clock::now_us();
     Ok(ServerConn {
         stream,
         id: NEXT_SERVER_ID.fetch_add(1, Ordering::Relaxed),
@@ -170,8 +170,8 @@ async fn connect_inner(spec: &ConnectSpec) -> Result<ServerConn, ServerError> {
         params,
         tx_status: TxStatus::Idle,
         broken: false,
-        created: now,
-        last_used: now,
+        created_us: now_us,
+        last_used_us: now_us,
         stats: ServerStats::default(),
         entry: None,
         epoch: 0,
