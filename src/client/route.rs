@@ -154,6 +154,14 @@ pub fn head_facts(msg: &[u8], knobs: &Knobs) -> (Option<Result<RouteCommand, Str
             return (None, f);
         }
     }
+    // A plain SELECT (ASCII only, so valid UTF-8) is no route command and
+    // answers every question at once (see `facts`).
+    if let Some(b) = bytes.filter(|b| classify::plain_select_bytes(b)) {
+        if parse {
+            memo::put(b, knobs.memo_key, PLAIN_SELECT);
+        }
+        return (None, PLAIN_SELECT);
+    }
     let text = bytes.and_then(|b| std::str::from_utf8(b).ok());
     let command = text.and_then(route_command);
     let facts = facts(text, &knobs.policy);
@@ -162,6 +170,14 @@ pub fn head_facts(msg: &[u8], knobs: &Knobs) -> (Option<Result<RouteCommand, Str
     }
     (command, facts)
 }
+
+/// The facts of a plain single SELECT (`classify::plain_select`).
+const PLAIN_SELECT: BatchFacts = BatchFacts {
+    hint: None,
+    verdict: Verdict::ReadOnly,
+    tx: TxEffect::None,
+    plain: true,
+};
 
 /// Facts about a batch for the router: its hint, the classifier's verdict
 /// and what it does to transaction state.
@@ -176,12 +192,7 @@ pub fn facts(text: Option<&str>, policy: &FunctionPolicy) -> BatchFacts {
     };
     // The common case answers all three questions at once.
     if classify::plain_select(text) {
-        return BatchFacts {
-            hint: None,
-            verdict: Verdict::ReadOnly,
-            tx: TxEffect::None,
-            plain: true,
-        };
+        return PLAIN_SELECT;
     }
     BatchFacts {
         hint: classify::route_hint(text),

@@ -356,7 +356,13 @@ pub fn classify(sql: &str, policy: &FunctionPolicy) -> Verdict {
 /// recognises it: read-only, no route hint, no transaction effect, no
 /// function call and nothing that changes session state.
 pub fn plain_select(sql: &str) -> bool {
-    fast::simple_select(sql.as_bytes()).is_some()
+    plain_select_bytes(sql.as_bytes())
+}
+
+/// [`plain_select`] of a text not yet checked to be UTF-8: the shortcut
+/// accepts ASCII bytes only, so a text it accepts is valid UTF-8.
+pub fn plain_select_bytes(sql: &[u8]) -> bool {
+    fast::simple_select(sql).is_some()
 }
 
 /// [`classify`] without the plain-SELECT shortcut (`fast`): what the fuzz

@@ -66,26 +66,33 @@ fn blocked(word: &[u8]) -> bool {
 /// `Some(Verdict::ReadOnly)` for a plain single SELECT as described above;
 /// `None` for anything else.
 pub(super) fn simple_select(src: &[u8]) -> Option<Verdict> {
-    let n = src.len();
-    let mut i = src.iter().position(|&b| !is_space(b))?;
-    if !src.get(i..i + 6)?.eq_ignore_ascii_case(b"select") {
+    let start = src.iter().position(|&b| !is_space(b))?;
+    // The end: trailing whitespace, at most one `;`, whitespace before it.
+    let mut end = src.len();
+    while end > start && is_space(src[end - 1]) {
+        end -= 1;
+    }
+    if end > start && src[end - 1] == b';' {
+        end -= 1;
+    }
+    let text = &src[start..end];
+    if text.len() < 7 || !text[..6].eq_ignore_ascii_case(b"select") || !is_space(text[6]) {
         return None;
     }
-    i += 6;
-    if !is_space(*src.get(i)?) {
-        return None;
-    }
+    let body = &text[7..];
+    let n = body.len();
     let mut words = 0usize;
-    let mut ended = false;
-    while let Some(&b) = src.get(i) {
+    let mut i = 0;
+    while i < n {
+        let b = body[i];
         match CLASS[usize::from(b)] {
-            WORD if !ended => {
-                let start = i;
+            WORD => {
+                let first = i;
                 i += 1;
-                while i < n && CLASS[usize::from(src[i])] == WORD {
+                while i < n && CLASS[usize::from(body[i])] == WORD {
                     i += 1;
                 }
-                let word = &src[start..i];
+                let word = &body[first..i];
                 // `1into` lexes as `1 into`; numbers with letters (1e5,
                 // 0x1f) are left to the lexer too.
                 let bad = if b.is_ascii_digit() {
@@ -97,16 +104,13 @@ pub(super) fn simple_select(src: &[u8]) -> Option<Verdict> {
                     return None;
                 }
                 words += 1;
-                continue;
             }
-            SPACE => {}
-            PUNCT if !ended => {}
-            SEMI if !ended => ended = true,
+            SPACE | PUNCT => i += 1,
             // `$1`: a parameter (a dollar quote's tag never starts with a digit).
-            DOLLAR if !ended && src.get(i + 1).is_some_and(u8::is_ascii_digit) => {}
+            DOLLAR if body.get(i + 1).is_some_and(u8::is_ascii_digit) => i += 1,
+            // A `;` before the end, a quote, a comment, a parenthesis...
             _ => return None,
         }
-        i += 1;
     }
     (words > 0).then_some(Verdict::ReadOnly)
 }
