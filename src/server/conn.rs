@@ -69,18 +69,14 @@ impl ServerConn {
         if !self.is_clean() {
             return false;
         }
-        // Polled with a no-op waker: it only reads the socket's readiness
-        // (nobody waits on an idle connection) without a waiter node.
-        let tcp = self.stream.tcp();
-        let mut cx = std::task::Context::from_waker(futures_util::task::noop_waker_ref());
-        match tcp.poll_read_ready(&mut cx) {
-            std::task::Poll::Pending => true,
-            std::task::Poll::Ready(Err(_)) => false,
-            std::task::Poll::Ready(Ok(())) => {
-                let mut probe = [0u8; 1];
-                matches!(tcp.try_read(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
-            }
-        }
+        // `try_read` looks at the runtime's readiness flag first: while it is
+        // clear this is WouldBlock at once (no system call, no waker); once
+        // set, the read tells (EAGAIN clears the flag again).
+        let mut probe = [0u8; 1];
+        matches!(
+            self.stream.tcp().try_read(&mut probe),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock
+        )
     }
 
     /// Not broken and outside a transaction: fit to go back to the pool
