@@ -37,6 +37,8 @@
 #   WORKERS=   pgferry's [proxy] workers (default: its own default, 1)
 #   CACHE_UNNAMED=true  pgferry's [proxy] cache_unnamed_statements (off in pgferry's own
 #              defaults; on here because issue #8's extended-protocol target is about it)
+#   CPU_POLICY=batch  pgferry's [proxy] cpu_policy ("normal" in pgferry's own defaults;
+#              "batch" here: SCHED_BATCH, for a pooler sharing a saturated 2-core box)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -164,6 +166,7 @@ max_client_conn = $maxc
 auth_method = "$auth"
 ${WORKERS:+workers = $WORKERS}
 cache_unnamed_statements = ${CACHE_UNNAMED:-true}
+cpu_policy = "${CPU_POLICY:-batch}"
 
 [[users]]
 name = "app"
@@ -352,4 +355,4 @@ python3 benches/report.py --results "$RESULTS_DIR" --doc "$DOC" \
     --meta "pgbouncer=$("$PGBOUNCER" --version 2>/dev/null | head -n 1)" \
     --meta "rounds=$ROUNDS" --meta "duration=$DURATION" --meta "scale=$SCALE" \
     --meta "pool=$POOL_SIZE" --meta "threads=$THREADS" --meta "idle=$IDLE_CLIENTS" --meta "fdlimit=$FD_LIMIT" \
-    --meta "tail=$TAIL_CLIENTS" --meta "features=${FEATURES:-none}" --meta "workers=${WORKERS:-default}" --meta "cache_unnamed_statements=${CACHE_UNNAMED:-true}"
+    --meta "tail=$TAIL_CLIENTS" --meta "features=${FEATURES:-none}" --meta "workers=${WORKERS:-default}" --meta "cache_unnamed_statements=${CACHE_UNNAMED:-true}" --meta "cpu_policy=${CPU_POLICY:-batch}"

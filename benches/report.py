@@ -330,7 +330,9 @@ def build(args):
     L.append(f"- poolers: transaction pooling, pool size {meta.get('pool')}, scram-sha-256 (idle-client test: trust)")
     L.append(f"- pgferry: [proxy] workers = {meta.get('workers', 'default')}, cache_unnamed_statements = "
              f"{meta.get('cache_unnamed_statements', 'false')} (unnamed statements kept prepared: what "
-             f"`-M extended` gains over PgBouncer; off in pgferry's defaults)")
+             f"`-M extended` gains over PgBouncer; off in pgferry's defaults), cpu_policy = "
+             f"{meta.get('cpu_policy', 'normal')} (\"batch\": SCHED_BATCH, no wake-up preemption of the "
+             f"processes pgferry shares the cores with; \"normal\" in pgferry's defaults)")
     L.append("- CPU per transaction: utime+stime of the pooler process (all threads) from /proc/PID/stat over "
              "the run ÷ transactions pgbench processed\n")
     L.append("## Targets (issue #8)\n")

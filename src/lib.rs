@@ -27,6 +27,7 @@ pub mod pool;
 pub mod protocol;
 pub mod reload;
 pub mod router;
+pub mod sched;
 pub mod server;
 pub mod state;
 pub mod tls;

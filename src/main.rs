@@ -44,6 +44,14 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     init_logging(&config);
+    // Before the runtime starts its threads, so that they inherit it.
+    if let Err(e) = pgferry::sched::apply(config.proxy.cpu_policy) {
+        tracing::warn!(
+            cpu_policy = %config.proxy.cpu_policy,
+            error = %e,
+            "cannot set the CPU scheduling policy; running with the default"
+        );
+    }
     // One worker: a single-threaded runtime, like PgBouncer's event loop (no
     // cross-thread wake-ups or work stealing; the cheapest CPU per
     // transaction where pgferry shares a small machine with Postgres).

@@ -683,3 +683,34 @@ async fn waiters_time_out_on_their_own_deadlines_in_a_busy_line() {
         assert_eq!(one(c, "SELECT 3").await.get::<_, i32>(0), 3);
     }
 }
+
+/// `cpu_policy = "batch"`: every thread of the process runs under
+/// SCHED_BATCH (policy 3, field 41 of /proc/PID/task/TID/stat), and clients
+/// are served as usual.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cpu_policy_batch_puts_every_thread_under_sched_batch() {
+    let c = shared_cluster();
+    let p = Proxy::start(&config(c, "transaction", 2, "cpu_policy = \"batch\""));
+    let client = connect(&p.url("app", "secret", "app")).await;
+    assert_eq!(one(&client, "SELECT 41").await.get::<_, i32>(0), 41);
+    let tasks = std::fs::read_dir(format!("/proc/{}/task", p.pid())).expect("task dir");
+    let mut threads = 0;
+    for t in tasks {
+        let stat = std::fs::read_to_string(t.expect("task").path().join("stat")).expect("stat");
+        // Fields after the command name, which is in parentheses.
+        let rest = &stat[stat.rfind(')').expect("comm") + 2..];
+        let policy: u32 = rest
+            .split(' ')
+            .nth(41 - 3)
+            .and_then(|f| f.parse().ok())
+            .expect("policy field");
+        assert_eq!(policy, 3, "thread {stat}");
+        threads += 1;
+    }
+    assert!(threads >= 1);
+    assert!(
+        !p.log().contains("cannot set the CPU scheduling policy"),
+        "{}",
+        p.log()
+    );
+}

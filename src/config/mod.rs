@@ -157,6 +157,11 @@ pub struct ProxyConfig {
     /// `workers`: tokio worker threads; 1 (the default) is a single-threaded
     /// event loop, 0 one worker per core.
     pub workers: usize,
+    /// `cpu_policy`, default "normal": the Linux scheduling policy of pgferry's
+    /// threads. "batch" (SCHED_BATCH) keeps pgferry's wake-ups from preempting
+    /// the processes it shares cores with, so it handles more ready sockets per
+    /// wake-up (see `crate::sched`).
+    pub cpu_policy: CpuPolicy,
     /// `monitor_user`: the user that probes hosts for the primary. After loading this is always
     /// `Some`: it defaults to the first `[[users]]` entry and must name a configured user.
     pub monitor_user: Option<String>,
@@ -328,6 +333,20 @@ impl Keyword for PinPolicy {
         &[("pin", PinPolicy::Pin), ("error", PinPolicy::Error)];
 }
 
+/// The scheduling policy pgferry's threads run under (`cpu_policy`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CpuPolicy {
+    /// The kernel's default (SCHED_OTHER).
+    Normal,
+    /// SCHED_BATCH: same CPU share, no wake-up preemption.
+    Batch,
+}
+
+impl Keyword for CpuPolicy {
+    const CHOICES: &'static [(&'static str, Self)] =
+        &[("normal", CpuPolicy::Normal), ("batch", CpuPolicy::Batch)];
+}
+
 /// What a replica-routed read does when no replica qualifies.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ReplicaFallback {
@@ -356,6 +375,7 @@ impl Default for ProxyConfig {
             server_reset_query: "DISCARD ALL".to_owned(),
             max_message_size: 64 * 1024 * 1024,
             workers: 1,
+            cpu_policy: CpuPolicy::Normal,
             monitor_user: None,
             tcp_keepalive: true,
             health_interval: Duration::from_secs(1),
@@ -492,6 +512,7 @@ macro_rules! keyword_text {
 }
 
 keyword_text!(
+    CpuPolicy,
     PoolMode,
     AuthMethod,
     LogFormat,

@@ -129,6 +129,7 @@ fn proxy(mut w: Walker<'_>, log: &mut LogSwitches) -> ProxyConfig {
         server_reset_query:     w.string("server_reset_query").unwrap_or(d.server_reset_query),
         max_message_size:       w.byte_size("max_message_size", 1024, MAX_MESSAGE).unwrap_or(d.max_message_size),
         workers:                w.count("workers", 0).unwrap_or(d.workers),
+        cpu_policy:             w.keyword("cpu_policy").unwrap_or(d.cpu_policy),
         monitor_user:           w.string("monitor_user").or(d.monitor_user),
         tcp_keepalive:          w.bool("tcp_keepalive").unwrap_or(d.tcp_keepalive),
         health_interval:        positive(&mut w, "health_interval").unwrap_or(d.health_interval),

@@ -980,6 +980,7 @@ fn shipped_example_documents_every_key() {
         "server_reset_query",
         "max_message_size",
         "workers",
+        "cpu_policy",
         "monitor_user",
         "tcp_keepalive",
         "max_db_connections",
