@@ -15,7 +15,9 @@
 #                 with the primary as the only host: the routing work alone)
 #     ryw         tpcb-like at 100: route="auto" with read_your_writes off vs on
 #     tail        -S simple, 1000 clients on a pool of 20, per-transaction log:
-#                 p50/p99 latency and transactions per client (starvation)
+#                 p50/p99 latency and transactions per client (starvation); TAIL_DURATION
+#                 seconds per run (default: DURATION, at least 15), and the percentiles
+#                 are taken over the steady state (see benches/report.py)
 #   For each pooler run it reads utime+stime of the pooler process from /proc/PID/stat
 #   before and after: CPU per transaction = delta / transactions.
 #   Then `strace -c -f` on each pooler during one -S run at 100 clients (syscalls per
@@ -58,6 +60,9 @@ POOL_SIZE="${POOL_SIZE:-20}"
 THREADS="${THREADS:-2}"
 IDLE_CLIENTS="${IDLE_CLIENTS:-10000}"
 TAIL_CLIENTS="${TAIL_CLIENTS:-1000}"
+# pgbench's -T includes logging the clients in: 1000 SCRAM logins take seconds, so
+# the tail runs are longer than the others to leave a steady state to measure.
+TAIL_DURATION="${TAIL_DURATION:-$((DURATION > 15 ? DURATION : 15))}"
 SCENARIOS="${SCENARIOS:-latency matrix prepared route ryw tail strace memory}"
 RESULTS_DIR="${RESULTS_DIR:-$ROOT/benches/results}"
 DOC="${DOC-$ROOT/docs/benchmarks.md}"
@@ -245,7 +250,7 @@ run_one() {
     local pid="${PID[$t]}"
     [ -n "$pid" ] && c0="$(cpu_ticks "$pid")"
     set +e
-    out="$("$PGBENCH" -n -p "${PORT[$t]}" -c "$c" -j "$j" -T "$DURATION" "${flags[@]}" "$@" "${DB[$t]}" 2>&1)"
+    out="$("$PGBENCH" -n -p "${PORT[$t]}" -c "$c" -j "$j" -T "${RUN_DURATION:-$DURATION}" "${flags[@]}" "$@" "${DB[$t]}" 2>&1)"
     rc=$?
     set -e
     [ -n "$pid" ] && c1="$(cpu_ticks "$pid")" && cpu="$(awk -v a="$c0" -v b="$c1" -v hz="$CLK_TCK" 'BEGIN { printf "%.3f", (b - a) / hz }')"
@@ -292,7 +297,8 @@ if want tail; then
     rm -f "$CLUSTER_DIR"/tail-*
     for ((r = 1; r <= ROUNDS; r++)); do
         for t in pgbouncer pgferry; do
-            run_one tail select-simple "$TAIL_CLIENTS" "$t" "$r" -l --log-prefix="$CLUSTER_DIR/tail-$t-$r"
+            RUN_DURATION="$TAIL_DURATION" run_one tail select-simple "$TAIL_CLIENTS" "$t" "$r" -l \
+                --log-prefix="$CLUSTER_DIR/tail-$t-$r"
             cat "$CLUSTER_DIR"/tail-"$t"-"$r".* >"$RESULTS_DIR/tail-$t-$r.log" 2>/dev/null || true
             rm -f "$CLUSTER_DIR"/tail-"$t"-"$r".*
         done
@@ -355,4 +361,4 @@ python3 benches/report.py --results "$RESULTS_DIR" --doc "$DOC" \
     --meta "pgbouncer=$("$PGBOUNCER" --version 2>/dev/null | head -n 1)" \
     --meta "rounds=$ROUNDS" --meta "duration=$DURATION" --meta "scale=$SCALE" \
     --meta "pool=$POOL_SIZE" --meta "threads=$THREADS" --meta "idle=$IDLE_CLIENTS" --meta "fdlimit=$FD_LIMIT" \
-    --meta "tail=$TAIL_CLIENTS" --meta "features=${FEATURES:-none}" --meta "workers=${WORKERS:-default}" --meta "cache_unnamed_statements=${CACHE_UNNAMED:-true}" --meta "cpu_policy=${CPU_POLICY:-batch}"
+    --meta "tail=$TAIL_CLIENTS" --meta "tail_duration=$TAIL_DURATION" --meta "features=${FEATURES:-none}" --meta "workers=${WORKERS:-default}" --meta "cache_unnamed_statements=${CACHE_UNNAMED:-true}" --meta "cpu_policy=${CPU_POLICY:-batch}"
