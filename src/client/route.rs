@@ -156,17 +156,16 @@ pub fn head_facts(msg: &[u8], knobs: &Knobs) -> (Option<Result<RouteCommand, Str
     }
     // A plain SELECT (ASCII only, so valid UTF-8) is no route command and
     // answers every question at once (see `facts`).
-    if let Some(b) = bytes.filter(|b| classify::plain_select_bytes(b)) {
-        if parse {
-            memo::put(b, knobs.memo_key, PLAIN_SELECT);
+    let (command, facts) = match bytes {
+        Some(b) if classify::plain_select_bytes(b) => (None, PLAIN_SELECT),
+        _ => {
+            let text = bytes.and_then(|b| std::str::from_utf8(b).ok());
+            (text.and_then(route_command), facts(text, &knobs.policy))
         }
-        return (None, PLAIN_SELECT);
-    }
-    let text = bytes.and_then(|b| std::str::from_utf8(b).ok());
-    let command = text.and_then(route_command);
-    let facts = facts(text, &knobs.policy);
-    if let (true, None, Some(text)) = (parse, &command, text) {
-        memo::put(text.as_bytes(), knobs.memo_key, facts);
+    };
+    // (A route command is answered, not routed: never remembered.)
+    if let (true, None, Some(b)) = (parse, &command, bytes) {
+        memo::put(b, knobs.memo_key, facts);
     }
     (command, facts)
 }

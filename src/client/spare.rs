@@ -40,10 +40,7 @@ pub fn take_busy() -> Box<Busy> {
 /// transactions then costs no more than one that only logged in, and the
 /// next request of any client on this thread reuses it (no allocation).
 pub fn give_busy(busy: &mut Option<Box<Busy>>) {
-    if !busy.as_deref().is_some_and(Busy::is_spare) {
-        return;
-    }
-    let Some(mut b) = busy.take() else {
+    let Some(mut b) = busy.take_if(|b| b.is_spare()) else {
         return;
     };
     give(&mut b.sbuf);

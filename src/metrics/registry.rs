@@ -350,16 +350,13 @@ impl ServerEntry {
         }
     }
 
-    pub fn set_state(&self, s: ServerState) {
-        self.state.store(s as u8, Ordering::Relaxed);
-        if s == ServerState::Idle {
-            self.link.store(0, Ordering::Relaxed);
-        } else {
-            self.request_us.store(clock::now_us(), Ordering::Relaxed);
-        }
+    /// Back in the pool, linked to no client.
+    pub fn set_idle(&self) {
+        self.state.store(ServerState::Idle as u8, Ordering::Relaxed);
+        self.link.store(0, Ordering::Relaxed);
     }
 
-    /// Active since `us` (a [`clock::now_us`] value the caller has).
+    /// Lent out since `us` (a [`clock::now_us`] value the caller has).
     pub fn set_active_at(&self, us: u64) {
         self.state
             .store(ServerState::Active as u8, Ordering::Relaxed);

@@ -24,7 +24,7 @@ pub use guard::Pooled;
 pub use limit::Limit;
 pub use pause::{PauseGate, StillPaused};
 
-use crate::metrics::{clock, PoolStats, Registry, ServerEntry, ServerState};
+use crate::metrics::{clock, PoolStats, Registry, ServerEntry};
 use crate::server::{self, ConnectSpec, ServerConn, ServerError};
 
 #[derive(Debug, Error)]
@@ -253,14 +253,14 @@ impl Pool {
         self.checkout_at(Instant::now(), deadline).await
     }
 
-    /// [`Self::checkout`] for a caller that has just read the clock (`now`):
-    /// the common case, an idle connection at once, reads it no more.
+    /// [`Self::checkout`] for a caller that has just read the clock
+    /// (`started`): the common case, an idle connection at once, reads it no
+    /// more.
     pub async fn checkout_at(
         self: &Arc<Self>,
-        now: Instant,
+        started: Instant,
         deadline: Instant,
     ) -> Result<Pooled, PoolError> {
-        let started = now;
         // The common case, an idle connection at once, did not wait (and
         // needs no second reading of the clock).
         if let Some(p) = self.take_idle(&mut self.lock(), started) {
@@ -498,7 +498,7 @@ impl Pool {
             conn = back;
         }
         if let Some(e) = &conn.entry {
-            e.set_state(ServerState::Idle);
+            e.set_idle();
         }
         inner.idle.push(conn);
         drop(inner);
