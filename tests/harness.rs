@@ -145,15 +145,44 @@ fn free_ports_are_distinct_and_bindable() {
     // Each port is bound as soon as it is handed out (and held): a port is
     // only free at the moment it is picked, and clusters of the tests
     // running alongside take ports of their own in the same range.
+    //
+    // A bind may fail for a moment: a process the tests running alongside are
+    // spawning holds a copy of free_port's probe socket between its fork and
+    // its exec (close-on-exec). A port really taken stays taken for the whole
+    // second.
+    let bind = |p: u16| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+        loop {
+            match std::net::TcpListener::bind(("127.0.0.1", p)) {
+                Ok(l) => return l,
+                Err(e) if std::time::Instant::now() >= deadline => {
+                    panic!("port {p} from free_port is not bindable: {e}")
+                }
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
+            }
+        }
+    };
     let mut held = Vec::new();
     let mut ports = Vec::new();
     for _ in 0..20 {
         let p = free_port();
-        held.push(std::net::TcpListener::bind(("127.0.0.1", p)).unwrap());
+        held.push(bind(p));
         ports.push(p);
     }
     let mut sorted = ports.clone();
     sorted.sort_unstable();
     sorted.dedup();
     assert_eq!(sorted.len(), ports.len());
+    // pgcluster (which starts the servers, in other processes) picks from a
+    // window of its own, below ours: a cluster starting beside this test
+    // cannot take a port it was handed.
+    let lowest = sorted[0];
+    for _ in 0..10 {
+        let out = run_pgcluster(&["free-port"]);
+        let p: u16 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+        assert!(
+            p < lowest,
+            "pgcluster picked {p}, free_port handed out {lowest}"
+        );
+    }
 }

@@ -40,7 +40,7 @@ fn output_text(out: &Output) -> String {
     )
 }
 
-fn run_pgcluster(args: &[&str]) -> Output {
+pub fn run_pgcluster(args: &[&str]) -> Output {
     Command::new(pgcluster_script())
         .args(args)
         .stdin(Stdio::null())
@@ -199,17 +199,31 @@ pub fn shared_cluster() -> &'static Cluster {
     CLUSTER.get_or_init(Cluster::start)
 }
 
-/// A free TCP port on 127.0.0.1, never the same twice in this process. Prefers
-/// ports below the kernel's ephemeral range so outgoing connections can't take it.
+/// A free TCP port on 127.0.0.1, never the same twice in this process. Picked
+/// outside the kernel's ephemeral range (so outgoing connections can't take
+/// it), from the upper half of that window: `scripts/pgcluster` picks its
+/// nodes' ports from the lower half, so a cluster starting beside a test
+/// cannot take the port the test was just handed.
 pub fn free_port() -> u16 {
     static HANDED_OUT: Mutex<Vec<u16>> = Mutex::new(Vec::new());
     static COUNTER: AtomicUsize = AtomicUsize::new(0);
     let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
 
-    let ephemeral_lo: u32 = fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+    let (lo, hi) = fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
         .ok()
-        .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
-        .unwrap_or(32768);
+        .and_then(|s| {
+            let mut it = s.split_whitespace().map(|v| v.parse::<u32>().ok());
+            Some((it.next()??, it.next()??))
+        })
+        .unwrap_or((32768, 60999));
+    let (a, b): (u32, u32) = if lo > 16000 {
+        (15000, lo)
+    } else if hi < 64000 {
+        (hi + 1, 65536)
+    } else {
+        (0, 0)
+    };
+    let (a, b) = (a + (b - a) / 2, b);
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.subsec_nanos() as u64 ^ d.as_secs())
@@ -218,14 +232,13 @@ pub fn free_port() -> u16 {
         ^ ((std::process::id() as u64) << 32)
         ^ (COUNTER.fetch_add(1, Ordering::Relaxed) as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     let mut x: u64 = seed | 1;
-    let lo: u32 = 15000;
-    if ephemeral_lo > lo + 1000 {
+    if b > a + 100 {
         for _ in 0..500 {
             // xorshift64
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            let p = (lo + (x % u64::from(ephemeral_lo - lo)) as u32) as u16;
+            let p = (a + (x % u64::from(b - a)) as u32) as u16;
             if handed_out.contains(&p) {
                 continue;
             }
