@@ -89,6 +89,16 @@ cpu_ticks() { # utime + stime of a process (all threads), in clock ticks
     awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"
 }
 
+# sample_cpu PID DELAY SPAN OUT: after DELAY seconds, then SPAN seconds later, one line
+# "epoch-microseconds cpu-ticks" of PID each (the pooler's CPU over the tail runs'
+# steady state; report.py counts the transactions that ended between the two)
+sample_cpu() {
+    sleep "$2"
+    echo "$(date +%s%6N) $(cpu_ticks "$1")" >"$4"
+    sleep "$3"
+    echo "$(date +%s%6N) $(cpu_ticks "$1")" >>"$4"
+}
+
 FEATURES="${FEATURES:-}"
 log "cargo build --release ${FEATURES:+--features $FEATURES}"
 cargo build --release ${FEATURES:+--features "$FEATURES"} >&2
@@ -294,11 +304,17 @@ if want route; then scenario route select-simple 100 "pgferry pgferry-auto pgfer
 if want ryw; then scenario ryw tpcb-like 100 "pgferry-auto pgferry-ryw"; fi
 if want tail; then
     # per-transaction logs: latency percentiles and transactions per client
-    rm -f "$CLUSTER_DIR"/tail-*
+    rm -f "$CLUSTER_DIR"/tail-* "$RESULTS_DIR"/tailcpu-*
     for ((r = 1; r <= ROUNDS; r++)); do
         for t in pgbouncer pgferry; do
+            # the middle of the run (after the logins, before the end): from half
+            # of it to nine tenths
+            sample_cpu "${PID[$t]}" "$(awk -v d="$TAIL_DURATION" 'BEGIN { print d / 2 }')" \
+                "$(awk -v d="$TAIL_DURATION" 'BEGIN { print d * 0.4 }')" "$RESULTS_DIR/tailcpu-$t-$r.txt" &
+            sampler=$!
             RUN_DURATION="$TAIL_DURATION" run_one tail select-simple "$TAIL_CLIENTS" "$t" "$r" -l \
                 --log-prefix="$CLUSTER_DIR/tail-$t-$r"
+            wait "$sampler" || true
             cat "$CLUSTER_DIR"/tail-"$t"-"$r".* >"$RESULTS_DIR/tail-$t-$r.log" 2>/dev/null || true
             rm -f "$CLUSTER_DIR"/tail-"$t"-"$r".*
         done

@@ -83,6 +83,26 @@ def fmt(v, spec="{:.2f}"):
 
 # ---------------------------------------------------------------- tail
 
+def cpu_window(path, rows):
+    """The pooler's CPU per transaction (µs) between the two samples perf.sh's
+    sample_cpu took in the middle of a tail run: the steady state, without
+    the logins that dominate the whole run's figure. `rows`: (start µs,
+    latency µs) of the run's transactions; those that ended in the window
+    count. None without the samples."""
+    try:
+        with open(path) as f:
+            samples = [tuple(int(v) for v in line.split()) for line in f if line.strip()]
+    except (OSError, ValueError):
+        return None
+    if len(samples) != 2:
+        return None
+    (t0, c0), (t1, c1) = samples
+    n = sum(1 for start, lat in rows if t0 <= start + lat < t1)
+    if n == 0:
+        return None
+    return (c1 - c0) / os.sysconf("SC_CLK_TCK") * 1e6 / n
+
+
 def tail_stats(results_dir, target, clients):
     """p50/p99 latency (ms) and per-client transaction counts over all rounds.
 
@@ -93,7 +113,7 @@ def tail_stats(results_dir, target, clients):
     queue behind them; that ramp says how fast logins are, not how fair the
     line for server connections is. The same over all transactions is kept
     as p50_all/p99_all. Starvation counts use the whole run."""
-    p50s, p99s, p50as, p99as, steady_n, starved, mins, files = [], [], [], [], [], [], [], 0
+    p50s, p99s, p50as, p99as, steady_n, starved, mins, cpus, files = [], [], [], [], [], [], [], [], 0
     for path in sorted(glob.glob(os.path.join(results_dir, f"tail-{target}-*.log"))):
         files += 1
         rows, per_client, first_end = [], collections.Counter(), {}
@@ -117,6 +137,9 @@ def tail_stats(results_dir, target, clients):
         if steady:
             p50s.append(steady[len(steady) // 2] / 1000)
             p99s.append(steady[min(len(steady) - 1, int(len(steady) * 0.99))] / 1000)
+        cpu = cpu_window(path.replace(f"tail-{target}-", f"tailcpu-{target}-")[:-len(".log")] + ".txt", rows)
+        if cpu is not None:
+            cpus.append(cpu)
         starved.append(clients - len(per_client))
         mins.append(min(per_client.values()) if len(per_client) == clients else 0)
     if not files or not p50as:
@@ -129,6 +152,7 @@ def tail_stats(results_dir, target, clients):
         "steady_n": median(steady_n),
         "starved": max(starved),
         "min_tx": min(mins),
+        "cpu_us": median(cpus) if cpus else None,
     }
 
 
@@ -389,20 +413,23 @@ def build(args):
     L.append("")
     L.append(f"## {meta.get('tail')} clients on a pool of {meta.get('pool')} (-S simple)\n")
     L.append("| target | p50 ms | p99 ms | p99 ÷ p50 | steady-state transactions | p99 ÷ p50, all transactions "
-             "| clients with no transaction | fewest tx of one client |")
-    L.append("|---|--:|--:|--:|--:|--:|--:|--:|")
+             "| clients with no transaction | fewest tx of one client | CPU µs/tx, steady state |")
+    L.append("|---|--:|--:|--:|--:|--:|--:|--:|--:|")
     for t in ("pgbouncer", "pgferry"):
         s = tails[t]
         if s:
             L.append(f"| {TARGET_LABEL[t]} | {fmt(s['p50'])} | {fmt(s['p99'])} | {fmt(ratio(s['p99'], s['p50']))} "
                      f"| {fmt(s['steady_n'], '{:.0f}')} | {fmt(ratio(s['p99_all'], s['p50_all']))} "
-                     f"| {s['starved']} | {s['min_tx']} |")
+                     f"| {s['starved']} | {s['min_tx']} | {fmt(s['cpu_us'], '{:.1f}')} |")
     L.append(f"\nMedians over the rounds of each round's p50/p99 from pgbench's per-transaction log (`-l`), "
              f"{meta.get('tail_duration', '?')} s per run. pgbench's `-T` includes logging the clients in, and "
              f"{meta.get('tail')} SCRAM logins take seconds of the poolers' and pgbench's CPU; p50 and p99 are "
              "therefore taken over the steady state, the transactions that started after every client had "
              "finished its first one (their number is in the table). The ratio over all transactions, "
-             "login ramp included, is beside it; starvation counts use the whole run.\n")
+             "login ramp included, is beside it; starvation counts use the whole run. The last column is the "
+             "pooler's own CPU per transaction over the middle of each run (from half of it to nine tenths, "
+             "the transactions that ended then), without the logins; the throughput table's "
+             f"{meta.get('tail')}-client row divides the whole run's CPU, logins included.\n")
     L.append("## Syscalls per transaction (strace -c -f, -S simple, 100 clients)\n")
     table, totals = strace_table(args.results)
     if table:
