@@ -17,7 +17,9 @@
 #     tail        -S simple, 1000 clients on a pool of 20, per-transaction log:
 #                 p50/p99 latency and transactions per client (starvation); TAIL_DURATION
 #                 seconds per run (default: DURATION, at least 15), and the percentiles
-#                 are taken over the steady state (see benches/report.py)
+#                 are taken over the steady state (see benches/report.py); the pooler's CPU
+#                 is also sampled from half to nine tenths of each run (tailcpu-*.txt), for a
+#                 CPU per transaction without the logins
 #   For each pooler run it reads utime+stime of the pooler process from /proc/PID/stat
 #   before and after: CPU per transaction = delta / transactions.
 #   Then `strace -c -f` on each pooler during one -S run at 100 clients (syscalls per
