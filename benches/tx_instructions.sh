@@ -16,6 +16,8 @@
 # Environment: CLIENTS=10 TX=1000 (per client) RESULTS_DIR=benches/results/callgrind
 #   WORKLOAD=-S (pgbench's select-only script; WORKLOAD= runs the TPC-B-like one)
 #   CACHE_UNNAMED=false ([proxy] cache_unnamed_statements; matters for `extended`)
+#   CALLGRIND_ARGS= (more valgrind options, e.g. "--cache-sim=yes" for simulated cache
+#   misses per function: callgrind_annotate --show=Ir,D1mr,DLmr FILE)
 # Needs valgrind (scripts/install-deps installs it).
 set -euo pipefail
 
@@ -82,7 +84,8 @@ mkdir -p "$RESULTS_DIR"
 printf '| mode | workload | clients | transactions | instructions per transaction |\n|---|---|--:|--:|--:|\n'
 for mode in "${modes[@]}"; do
     out="$RESULTS_DIR/pgferry-$mode.callgrind"
-    valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$out" \
+    # shellcheck disable=SC2086 # CALLGRIND_ARGS is a list of options
+    valgrind --tool=callgrind --instr-atstart=no ${CALLGRIND_ARGS:-} --callgrind-out-file="$out" \
         "$BIN" --config "$CFG" >"$CLUSTER_DIR/pgferry-callgrind-$mode.log" 2>&1 &
     VPID=$!
     wait_port "$PORT" 30 "$VPID" || {
