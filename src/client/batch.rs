@@ -293,7 +293,7 @@ impl Session {
         Ok(None)
     }
 
-    /// `facts`: the head's text classified (see `route::facts`); completed
+    /// `facts`: the head's text classified (see `route::head_facts`); completed
     /// here with what named statements and the rest of the batch say.
     fn batch_facts(&mut self, head: usize, mut facts: BatchFacts) -> BatchFacts {
         // Classified even when everything goes to the primary: a standalone

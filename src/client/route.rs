@@ -141,7 +141,8 @@ pub fn head_bytes(msg: &[u8]) -> Option<&[u8]> {
     text.get(..memchr::memchr(0, text)?)
 }
 
-/// The head's `pgferry.route` command and facts (see [`facts`]) together.
+/// The head's `pgferry.route` command and facts (its hint, the classifier's
+/// verdict and what it does to transaction state) together.
 /// A Parse's text, which clients repeat, is looked up in the router's memo
 /// first (`router::memo`, keyed by `knobs.memo_key`) and remembered there
 /// once classified; a Query's text, which usually carries its literals, is
@@ -160,7 +161,11 @@ pub fn head_facts(msg: &[u8], knobs: &Knobs) -> (Option<Result<RouteCommand, Str
         Some(b) if classify::plain_select_bytes(b) => (None, PLAIN_SELECT),
         _ => {
             let text = bytes.and_then(|b| std::str::from_utf8(b).ok());
-            (text.and_then(route_command), facts(text, &knobs.policy))
+            // (Not `facts`: the shortcut was just tried on these bytes.)
+            (
+                text.and_then(route_command),
+                facts_lexed(text, &knobs.policy),
+            )
         }
     };
     // (A route command is answered, not routed: never remembered.)
@@ -179,8 +184,20 @@ const PLAIN_SELECT: BatchFacts = BatchFacts {
 };
 
 /// Facts about a batch for the router: its hint, the classifier's verdict
-/// and what it does to transaction state.
+/// and what it does to transaction state (what [`head_facts`] answers for a
+/// text, without its memo; the tests' entry point).
+#[cfg(test)]
 pub fn facts(text: Option<&str>, policy: &FunctionPolicy) -> BatchFacts {
+    // The common case answers all three questions at once.
+    if text.is_some_and(classify::plain_select) {
+        return PLAIN_SELECT;
+    }
+    facts_lexed(text, policy)
+}
+
+/// [`facts`] of a text that is not a plain SELECT (or not known to be one):
+/// the lexer answers each question.
+fn facts_lexed(text: Option<&str>, policy: &FunctionPolicy) -> BatchFacts {
     let Some(text) = text else {
         return BatchFacts {
             hint: None,
@@ -189,10 +206,6 @@ pub fn facts(text: Option<&str>, policy: &FunctionPolicy) -> BatchFacts {
             plain: false,
         };
     };
-    // The common case answers all three questions at once.
-    if classify::plain_select(text) {
-        return PLAIN_SELECT;
-    }
     BatchFacts {
         hint: classify::route_hint(text),
         // (Not `classify`: its first step is the shortcut just tried.)
