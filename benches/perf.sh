@@ -43,6 +43,9 @@
 #              defaults; on here because issue #8's extended-protocol target is about it)
 #   CPU_POLICY=batch  pgferry's [proxy] cpu_policy ("normal" in pgferry's own defaults;
 #              "batch" here: SCHED_BATCH, for a pooler sharing a saturated 2-core box)
+#   NICE=-10   pgferry's [proxy] nice (0 in pgferry's own defaults); PgBouncer is reniced to
+#              the same value, so both poolers run at the same priority (needs root or
+#              CAP_SYS_NICE; the nice values actually in effect go into the report)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -166,6 +169,11 @@ EOF
     as_pg sh -c 'ulimit -n "$(ulimit -Hn)" && exec "$0" "$@"' "$PGBOUNCER" -d "$dir/pgbouncer.ini" >&2 || die "pgbouncer $name failed: $(tail -n 5 "$dir/pgbouncer.log")"
     wait_port "$port" 20 || die "pgbouncer $name does not listen on $port"
     pid="$(cat "$dir/pgbouncer.pid")"
+    # The same priority as pgferry's `nice` (PgBouncer has no setting for it).
+    if [ "${NICE:--10}" != 0 ]; then
+        renice -n "${NICE:--10}" -p "$pid" >/dev/null 2>&1 || log "cannot renice PgBouncer to ${NICE:--10}"
+    fi
+    BOUNCER_NICE="$(ps -o ni= -p "$pid" | tr -d ' ')"
     printf -v "BPORT_$name" '%s' "$port"
     printf -v "BPID_$name" '%s' "$pid"
 }
@@ -184,6 +192,7 @@ auth_method = "$auth"
 ${WORKERS:+workers = $WORKERS}
 cache_unnamed_statements = ${CACHE_UNNAMED:-true}
 cpu_policy = "${CPU_POLICY:-batch}"
+nice = ${NICE:--10}
 
 [[users]]
 name = "app"
@@ -219,6 +228,7 @@ EOF
     pid=$!
     PIDS+=("$pid")
     wait_port "$port" 20 "$pid" || die "pgferry $name does not listen: $(tail -n 5 "$CLUSTER_DIR/pgferry-$name.log")"
+    FERRY_NICE="$(ps -o ni= -p "$pid" | tr -d ' ')"
     printf -v "FPORT_$name" '%s' "$port"
     printf -v "FPID_$name" '%s' "$pid"
 }
@@ -379,4 +389,4 @@ python3 benches/report.py --results "$RESULTS_DIR" --doc "$DOC" \
     --meta "pgbouncer=$("$PGBOUNCER" --version 2>/dev/null | head -n 1)" \
     --meta "rounds=$ROUNDS" --meta "duration=$DURATION" --meta "scale=$SCALE" \
     --meta "pool=$POOL_SIZE" --meta "threads=$THREADS" --meta "idle=$IDLE_CLIENTS" --meta "fdlimit=$FD_LIMIT" \
-    --meta "tail=$TAIL_CLIENTS" --meta "tail_duration=$TAIL_DURATION" --meta "features=${FEATURES:-none}" --meta "workers=${WORKERS:-default}" --meta "cache_unnamed_statements=${CACHE_UNNAMED:-true}" --meta "cpu_policy=${CPU_POLICY:-batch}"
+    --meta "tail=$TAIL_CLIENTS" --meta "tail_duration=$TAIL_DURATION" --meta "features=${FEATURES:-none}" --meta "workers=${WORKERS:-default}" --meta "cache_unnamed_statements=${CACHE_UNNAMED:-true}" --meta "cpu_policy=${CPU_POLICY:-batch}" --meta "nice=${FERRY_NICE:-?}" --meta "bouncer_nice=${BOUNCER_NICE:-?}"

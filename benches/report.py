@@ -382,7 +382,12 @@ def build(args):
              f"{meta.get('cache_unnamed_statements', 'false')} (unnamed statements kept prepared: what "
              f"`-M extended` gains over PgBouncer; off in pgferry's defaults), cpu_policy = "
              f"{meta.get('cpu_policy', 'normal')} (\"batch\": SCHED_BATCH, no wake-up preemption of the "
-             f"processes pgferry shares the cores with; \"normal\" in pgferry's defaults)")
+             f"processes pgferry shares the cores with; \"normal\" in pgferry's defaults), nice = "
+             f"{meta.get('nice', '0')} (0 in pgferry's defaults)")
+    if meta.get('nice', '0') != '0' or meta.get('bouncer_nice', '0') != '0':
+        L.append(f"- both poolers at the same priority: pgferry's `nice` setting is {meta.get('nice', '?')} and "
+                 f"PgBouncer, which has no such setting, is reniced to {meta.get('bouncer_nice', '?')} "
+                 "(nice values in effect, read back from the processes)")
     L.append("- CPU per transaction: utime+stime of the pooler process (all threads) from /proc/PID/stat over "
              "the run ÷ transactions pgbench processed\n")
     L.append("## Targets (issue #8)\n")

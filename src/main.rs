@@ -52,6 +52,13 @@ fn main() -> ExitCode {
             "cannot set the CPU scheduling policy; running with the default"
         );
     }
+    if let Err(e) = pgferry::sched::apply_nice(config.proxy.nice) {
+        tracing::warn!(
+            nice = config.proxy.nice,
+            error = %e,
+            "cannot set the nice value (lowering it needs CAP_SYS_NICE); running with the inherited one"
+        );
+    }
     // One worker: a single-threaded runtime, like PgBouncer's event loop (no
     // cross-thread wake-ups or work stealing; the cheapest CPU per
     // transaction where pgferry shares a small machine with Postgres).

@@ -260,6 +260,7 @@ fn restart_only(old: &Config, new: &mut Config, report: &mut ReloadReport) {
     keep!(proxy.listen, "proxy.listen");
     keep!(proxy.workers, "proxy.workers");
     keep!(proxy.cpu_policy, "proxy.cpu_policy");
+    keep!(proxy.nice, "proxy.nice");
     keep!(proxy.max_client_conn, "proxy.max_client_conn");
     keep!(proxy.metrics_listen, "proxy.metrics_listen");
     keep!(proxy.auth_cache_ttl, "proxy.auth_cache_ttl");

@@ -11,6 +11,14 @@
 //! and the machine switches tasks less. Where a core is idle the woken
 //! thread runs at once either way, so a lightly loaded machine sees no
 //! difference. No privilege is needed to choose it.
+//!
+//! `nice` sets the weight the kernel gives pgferry's threads against the
+//! other processes on the machine. A pooler that every query passes through
+//! and that falls behind stays runnable all the time; the kernel's fair
+//! share then treats it like any busy process, and every client waits while
+//! it is off the CPU. A lower nice value lets it keep up. Lowering it needs
+//! CAP_SYS_NICE (or an RLIMIT_NICE that allows it); 0, the default, leaves
+//! whatever value pgferry was started with.
 
 use crate::config::CpuPolicy;
 
@@ -21,6 +29,53 @@ pub fn apply(policy: CpuPolicy) -> Result<(), std::io::Error> {
     match policy {
         CpuPolicy::Normal => Ok(()),
         CpuPolicy::Batch => set_batch(),
+    }
+}
+
+/// Sets the calling thread's nice value to `nice` (-20 ..= 19); threads it
+/// starts afterwards inherit it. 0 changes nothing (an inherited value,
+/// e.g. from `nice -n 5 pgferry`, stays).
+pub fn apply_nice(nice: i32) -> Result<(), std::io::Error> {
+    if nice == 0 {
+        return Ok(());
+    }
+    set_nice(nice)
+}
+
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+fn set_nice(nice: i32) -> Result<(), std::io::Error> {
+    // On Linux PRIO_PROCESS with who 0 is the calling thread.
+    // SAFETY: plain integer arguments.
+    let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn set_nice(_nice: i32) -> Result<(), std::io::Error> {
+    Err(std::io::Error::new(
+        std::io::ErrorKind::Unsupported,
+        "nice is applied on Linux only",
+    ))
+}
+
+/// The calling thread's nice value.
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+pub fn current_nice() -> Result<i32, std::io::Error> {
+    // getpriority may return -1 legitimately: errno tells failure apart.
+    // SAFETY: errno is thread-local; plain integer arguments.
+    unsafe {
+        *libc::__errno_location() = 0;
+        let n = libc::getpriority(libc::PRIO_PROCESS, 0);
+        if n == -1 && *libc::__errno_location() != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(n)
     }
 }
 
@@ -71,5 +126,26 @@ mod tests {
         })
         .join()
         .expect("test thread");
+    }
+
+    #[test]
+    fn nice_applies_to_the_thread_and_to_threads_it_starts() {
+        std::thread::spawn(|| {
+            let before = current_nice().expect("getpriority");
+            apply_nice(0).expect("0 is a no-op");
+            assert_eq!(current_nice().expect("getpriority"), before);
+            // Raising the value needs no privilege.
+            let higher = (before + 3).min(19);
+            apply_nice(higher).expect("raising the nice value");
+            assert_eq!(current_nice().expect("getpriority"), higher);
+            let child = std::thread::spawn(current_nice)
+                .join()
+                .expect("child thread")
+                .expect("getpriority");
+            assert_eq!(child, higher, "a thread started afterwards inherits it");
+        })
+        .join()
+        .expect("test thread");
+        // The harness thread kept its own value.
     }
 }

@@ -714,3 +714,29 @@ async fn cpu_policy_batch_puts_every_thread_under_sched_batch() {
         p.log()
     );
 }
+
+/// `nice = 19`: every thread of the process runs at nice 19 (field 19 of
+/// /proc/PID/task/TID/stat; raising the value needs no privilege), and
+/// clients are served as usual.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nice_applies_to_every_thread() {
+    let c = shared_cluster();
+    let p = Proxy::start(&config(c, "transaction", 2, "nice = 19"));
+    let client = connect(&p.url("app", "secret", "app")).await;
+    assert_eq!(one(&client, "SELECT 19").await.get::<_, i32>(0), 19);
+    let tasks = std::fs::read_dir(format!("/proc/{}/task", p.pid())).expect("task dir");
+    let mut threads = 0;
+    for t in tasks {
+        let stat = std::fs::read_to_string(t.expect("task").path().join("stat")).expect("stat");
+        let rest = &stat[stat.rfind(')').expect("comm") + 2..];
+        let nice: i32 = rest
+            .split(' ')
+            .nth(19 - 3)
+            .and_then(|f| f.parse().ok())
+            .expect("nice field");
+        assert_eq!(nice, 19, "thread {stat}");
+        threads += 1;
+    }
+    assert!(threads >= 1);
+    assert!(!p.log().contains("cannot set the nice value"), "{}", p.log());
+}

@@ -48,6 +48,7 @@ fn entries(p: &ProxyConfig) -> Vec<(&'static str, String)> {
         ("max_message_size", p.max_message_size.to_string()),
         ("workers", p.workers.to_string()),
         ("cpu_policy", p.cpu_policy.to_string()),
+        ("nice", p.nice.to_string()),
         ("monitor_user", p.monitor_user.clone().unwrap_or_default()),
         ("tcp_keepalive", p.tcp_keepalive.to_string()),
         ("health_interval", dur(p.health_interval)),

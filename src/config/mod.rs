@@ -162,6 +162,10 @@ pub struct ProxyConfig {
     /// the processes it shares cores with, so it handles more ready sockets per
     /// wake-up (see `crate::sched`).
     pub cpu_policy: CpuPolicy,
+    /// `nice`, default 0: the nice value of pgferry's threads (-20 ..= 19;
+    /// lower is a larger share of the CPU). Below the current value needs
+    /// CAP_SYS_NICE (or RLIMIT_NICE); see `crate::sched`.
+    pub nice: i32,
     /// `monitor_user`: the user that probes hosts for the primary. After loading this is always
     /// `Some`: it defaults to the first `[[users]]` entry and must name a configured user.
     pub monitor_user: Option<String>,
@@ -376,6 +380,7 @@ impl Default for ProxyConfig {
             max_message_size: 64 * 1024 * 1024,
             workers: 1,
             cpu_policy: CpuPolicy::Normal,
+            nice: 0,
             monitor_user: None,
             tcp_keepalive: true,
             health_interval: Duration::from_secs(1),

@@ -130,6 +130,7 @@ fn proxy(mut w: Walker<'_>, log: &mut LogSwitches) -> ProxyConfig {
         max_message_size:       w.byte_size("max_message_size", 1024, MAX_MESSAGE).unwrap_or(d.max_message_size),
         workers:                w.count("workers", 0).unwrap_or(d.workers),
         cpu_policy:             w.keyword("cpu_policy").unwrap_or(d.cpu_policy),
+        nice:                   w.int_in("nice", -20, 19).map_or(d.nice, |n| n as i32),
         monitor_user:           w.string("monitor_user").or(d.monitor_user),
         tcp_keepalive:          w.bool("tcp_keepalive").unwrap_or(d.tcp_keepalive),
         health_interval:        positive(&mut w, "health_interval").unwrap_or(d.health_interval),

@@ -271,6 +271,7 @@ fn invalid_file_reports_every_problem_with_its_path() {
         client_login_timeout = 60
         max_message_size = 100
         workers = -1
+        nice = -21
         monitor_user = "ghost"
         tcp_keepalive = "yes"
         bogus = 1
@@ -316,6 +317,7 @@ fn invalid_file_reports_every_problem_with_its_path() {
         r#"proxy.client_login_timeout: expected a string with a unit, like "30s", got an integer"#,
         "proxy.max_message_size: must be between 1024 and 2147483647 bytes, got 100",
         "proxy.workers: must be at least 0, got -1",
+        "proxy.nice: must be between -20 and 19, got -21",
         "proxy.tcp_keepalive: expected a boolean (true or false), got a string",
         "proxy.bogus: unknown key",
         r#"log.level: expected one of "error", "warn", "info", "debug", "trace", got "verbose""#,
@@ -981,6 +983,7 @@ fn shipped_example_documents_every_key() {
         "max_message_size",
         "workers",
         "cpu_policy",
+        "nice",
         "monitor_user",
         "tcp_keepalive",
         "max_db_connections",

@@ -218,6 +218,15 @@ impl<'p> Walker<'p> {
         })
     }
 
+    /// An integer in `min..=max`.
+    pub(crate) fn int_in(&mut self, key: &'static str, min: i64, max: i64) -> Option<i64> {
+        self.take_with(key, |v| match v {
+            Value::Integer(n) if (min..=max).contains(&n) => Ok(n),
+            Value::Integer(n) => Err(format!("must be between {min} and {max}, got {n}")),
+            other => Err(type_error("an integer", &other)),
+        })
+    }
+
     /// A byte count, either an integer or a string with a unit like "16MB".
     pub(crate) fn byte_size(&mut self, key: &'static str, min: u64, max: u64) -> Option<usize> {
         self.take_with(key, |v| {
