@@ -43,7 +43,7 @@
 #              defaults; on here because issue #8's extended-protocol target is about it)
 #   CPU_POLICY=batch  pgferry's [proxy] cpu_policy ("normal" in pgferry's own defaults;
 #              "batch" here: SCHED_BATCH, for a pooler sharing a saturated 2-core box)
-#   NICE=-10   pgferry's [proxy] nice (0 in pgferry's own defaults); PgBouncer is reniced to
+#   NICE=-5    pgferry's [proxy] nice (0 in pgferry's own defaults); PgBouncer is reniced to
 #              the same value, so both poolers run at the same priority (needs root or
 #              CAP_SYS_NICE; the nice values actually in effect go into the report)
 set -euo pipefail
@@ -170,8 +170,8 @@ EOF
     wait_port "$port" 20 || die "pgbouncer $name does not listen on $port"
     pid="$(cat "$dir/pgbouncer.pid")"
     # The same priority as pgferry's `nice` (PgBouncer has no setting for it).
-    if [ "${NICE:--10}" != 0 ]; then
-        renice -n "${NICE:--10}" -p "$pid" >/dev/null 2>&1 || log "cannot renice PgBouncer to ${NICE:--10}"
+    if [ "${NICE:--5}" != 0 ]; then
+        renice -n "${NICE:--5}" -p "$pid" >/dev/null 2>&1 || log "cannot renice PgBouncer to ${NICE:--5}"
     fi
     BOUNCER_NICE="$(ps -o ni= -p "$pid" | tr -d ' ')"
     printf -v "BPORT_$name" '%s' "$port"
@@ -192,7 +192,7 @@ auth_method = "$auth"
 ${WORKERS:+workers = $WORKERS}
 cache_unnamed_statements = ${CACHE_UNNAMED:-true}
 cpu_policy = "${CPU_POLICY:-batch}"
-nice = ${NICE:--10}
+nice = ${NICE:--5}
 
 [[users]]
 name = "app"
