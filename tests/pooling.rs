@@ -684,6 +684,25 @@ async fn waiters_time_out_on_their_own_deadlines_in_a_busy_line() {
     }
 }
 
+/// Field `n` (1-based, as in proc(5)) of /proc/PID/task/TID/stat for every
+/// thread of `pid`, with the thread's whole line for messages.
+fn thread_stat_field(pid: u32, n: usize) -> Vec<(i64, String)> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("task dir");
+    tasks
+        .map(|t| {
+            let stat = std::fs::read_to_string(t.expect("task").path().join("stat")).expect("stat");
+            // Fields after the command name, which is in parentheses.
+            let rest = &stat[stat.rfind(')').expect("comm") + 2..];
+            let value = rest
+                .split(' ')
+                .nth(n - 3)
+                .and_then(|f| f.parse().ok())
+                .expect("stat field");
+            (value, stat)
+        })
+        .collect()
+}
+
 /// `cpu_policy = "batch"`: every thread of the process runs under
 /// SCHED_BATCH (policy 3, field 41 of /proc/PID/task/TID/stat), and clients
 /// are served as usual.
@@ -693,21 +712,11 @@ async fn cpu_policy_batch_puts_every_thread_under_sched_batch() {
     let p = Proxy::start(&config(c, "transaction", 2, "cpu_policy = \"batch\""));
     let client = connect(&p.url("app", "secret", "app")).await;
     assert_eq!(one(&client, "SELECT 41").await.get::<_, i32>(0), 41);
-    let tasks = std::fs::read_dir(format!("/proc/{}/task", p.pid())).expect("task dir");
-    let mut threads = 0;
-    for t in tasks {
-        let stat = std::fs::read_to_string(t.expect("task").path().join("stat")).expect("stat");
-        // Fields after the command name, which is in parentheses.
-        let rest = &stat[stat.rfind(')').expect("comm") + 2..];
-        let policy: u32 = rest
-            .split(' ')
-            .nth(41 - 3)
-            .and_then(|f| f.parse().ok())
-            .expect("policy field");
+    let threads = thread_stat_field(p.pid(), 41);
+    assert!(!threads.is_empty());
+    for (policy, stat) in threads {
         assert_eq!(policy, 3, "thread {stat}");
-        threads += 1;
     }
-    assert!(threads >= 1);
     assert!(
         !p.log().contains("cannot set the CPU scheduling policy"),
         "{}",
@@ -724,19 +733,14 @@ async fn nice_applies_to_every_thread() {
     let p = Proxy::start(&config(c, "transaction", 2, "nice = 19"));
     let client = connect(&p.url("app", "secret", "app")).await;
     assert_eq!(one(&client, "SELECT 19").await.get::<_, i32>(0), 19);
-    let tasks = std::fs::read_dir(format!("/proc/{}/task", p.pid())).expect("task dir");
-    let mut threads = 0;
-    for t in tasks {
-        let stat = std::fs::read_to_string(t.expect("task").path().join("stat")).expect("stat");
-        let rest = &stat[stat.rfind(')').expect("comm") + 2..];
-        let nice: i32 = rest
-            .split(' ')
-            .nth(19 - 3)
-            .and_then(|f| f.parse().ok())
-            .expect("nice field");
+    let threads = thread_stat_field(p.pid(), 19);
+    assert!(!threads.is_empty());
+    for (nice, stat) in threads {
         assert_eq!(nice, 19, "thread {stat}");
-        threads += 1;
     }
-    assert!(threads >= 1);
-    assert!(!p.log().contains("cannot set the nice value"), "{}", p.log());
+    assert!(
+        !p.log().contains("cannot set the nice value"),
+        "{}",
+        p.log()
+    );
 }
