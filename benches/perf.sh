@@ -65,6 +65,7 @@ POOL_SIZE="${POOL_SIZE:-20}"
 THREADS="${THREADS:-2}"
 IDLE_CLIENTS="${IDLE_CLIENTS:-10000}"
 TAIL_CLIENTS="${TAIL_CLIENTS:-1000}"
+NICE="${NICE:--5}"
 # pgbench's -T includes logging the clients in: 1000 SCRAM logins take seconds, so
 # the tail runs are longer than the others to leave a steady state to measure.
 TAIL_DURATION="${TAIL_DURATION:-$((DURATION > 15 ? DURATION : 15))}"
@@ -170,8 +171,8 @@ EOF
     wait_port "$port" 20 || die "pgbouncer $name does not listen on $port"
     pid="$(cat "$dir/pgbouncer.pid")"
     # The same priority as pgferry's `nice` (PgBouncer has no setting for it).
-    if [ "${NICE:--5}" != 0 ]; then
-        renice -n "${NICE:--5}" -p "$pid" >/dev/null 2>&1 || log "cannot renice PgBouncer to ${NICE:--5}"
+    if [ "$NICE" != 0 ]; then
+        renice -n "$NICE" -p "$pid" >/dev/null 2>&1 || log "cannot renice PgBouncer to $NICE"
     fi
     BOUNCER_NICE="$(ps -o ni= -p "$pid" | tr -d ' ')"
     printf -v "BPORT_$name" '%s' "$port"
@@ -192,7 +193,7 @@ auth_method = "$auth"
 ${WORKERS:+workers = $WORKERS}
 cache_unnamed_statements = ${CACHE_UNNAMED:-true}
 cpu_policy = "${CPU_POLICY:-batch}"
-nice = ${NICE:--5}
+nice = $NICE
 
 [[users]]
 name = "app"

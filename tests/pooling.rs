@@ -684,23 +684,32 @@ async fn waiters_time_out_on_their_own_deadlines_in_a_busy_line() {
     }
 }
 
-/// Field `n` (1-based, as in proc(5)) of /proc/PID/task/TID/stat for every
-/// thread of `pid`, with the thread's whole line for messages.
-fn thread_stat_field(pid: u32, n: usize) -> Vec<(i64, String)> {
-    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("task dir");
-    tasks
-        .map(|t| {
-            let stat = std::fs::read_to_string(t.expect("task").path().join("stat")).expect("stat");
-            // Fields after the command name, which is in parentheses.
-            let rest = &stat[stat.rfind(')').expect("comm") + 2..];
-            let value = rest
-                .split(' ')
-                .nth(n - 3)
-                .and_then(|f| f.parse().ok())
-                .expect("stat field");
-            (value, stat)
-        })
-        .collect()
+/// Starts pgferry with `setting` in `[proxy]`, checks a client is served
+/// (`SELECT select`), that field `field` (1-based, as in proc(5)) of
+/// /proc/PID/task/TID/stat is `want` for every thread of the process, and
+/// that the log has no `warning`.
+async fn every_thread_has(setting: &str, select: i32, field: usize, want: i64, warning: &str) {
+    let c = shared_cluster();
+    let p = Proxy::start(&config(c, "transaction", 2, setting));
+    let client = connect(&p.url("app", "secret", "app")).await;
+    let sql = format!("SELECT {select}");
+    assert_eq!(one(&client, &sql).await.get::<_, i32>(0), select);
+    let tasks = std::fs::read_dir(format!("/proc/{}/task", p.pid())).expect("task dir");
+    let mut threads = 0;
+    for t in tasks {
+        let stat = std::fs::read_to_string(t.expect("task").path().join("stat")).expect("stat");
+        // Fields after the command name, which is in parentheses.
+        let rest = &stat[stat.rfind(')').expect("comm") + 2..];
+        let value: i64 = rest
+            .split(' ')
+            .nth(field - 3)
+            .and_then(|f| f.parse().ok())
+            .expect("stat field");
+        assert_eq!(value, want, "thread {stat}");
+        threads += 1;
+    }
+    assert!(threads >= 1);
+    assert!(!p.log().contains(warning), "{}", p.log());
 }
 
 /// `cpu_policy = "batch"`: every thread of the process runs under
@@ -708,20 +717,14 @@ fn thread_stat_field(pid: u32, n: usize) -> Vec<(i64, String)> {
 /// are served as usual.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cpu_policy_batch_puts_every_thread_under_sched_batch() {
-    let c = shared_cluster();
-    let p = Proxy::start(&config(c, "transaction", 2, "cpu_policy = \"batch\""));
-    let client = connect(&p.url("app", "secret", "app")).await;
-    assert_eq!(one(&client, "SELECT 41").await.get::<_, i32>(0), 41);
-    let threads = thread_stat_field(p.pid(), 41);
-    assert!(!threads.is_empty());
-    for (policy, stat) in threads {
-        assert_eq!(policy, 3, "thread {stat}");
-    }
-    assert!(
-        !p.log().contains("cannot set the CPU scheduling policy"),
-        "{}",
-        p.log()
-    );
+    every_thread_has(
+        "cpu_policy = \"batch\"",
+        41,
+        41,
+        3,
+        "cannot set the CPU scheduling policy",
+    )
+    .await;
 }
 
 /// `nice = 19`: every thread of the process runs at nice 19 (field 19 of
@@ -729,18 +732,5 @@ async fn cpu_policy_batch_puts_every_thread_under_sched_batch() {
 /// clients are served as usual.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nice_applies_to_every_thread() {
-    let c = shared_cluster();
-    let p = Proxy::start(&config(c, "transaction", 2, "nice = 19"));
-    let client = connect(&p.url("app", "secret", "app")).await;
-    assert_eq!(one(&client, "SELECT 19").await.get::<_, i32>(0), 19);
-    let threads = thread_stat_field(p.pid(), 19);
-    assert!(!threads.is_empty());
-    for (nice, stat) in threads {
-        assert_eq!(nice, 19, "thread {stat}");
-    }
-    assert!(
-        !p.log().contains("cannot set the nice value"),
-        "{}",
-        p.log()
-    );
+    every_thread_has("nice = 19", 19, 19, 19, "cannot set the nice value").await;
 }
