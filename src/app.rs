@@ -65,8 +65,14 @@ impl App {
                 );
             }
         }
-        let listener = bind(state.config().proxy.listen)?;
+        let proxy = &state.config().proxy;
+        let listener = bind(proxy.listen, proxy.so_reuseport)?;
         let local_addr = listener.local_addr()?;
+        // This process's own address, for its peers' forwarded cancel requests.
+        let peer_listener = match proxy.peer_listen {
+            Some(addr) => Some(bind(addr, false)?),
+            None => None,
+        };
         let shutdown = CancellationToken::new();
         let accept = CancellationToken::new();
         let tracker = TaskTracker::new();
@@ -88,16 +94,31 @@ impl App {
             );
         }
         tracker.spawn(reap_idle(state.clone(), shutdown.clone()));
+        // One max_client_conn for both listeners.
+        let limit = Arc::new(tokio::sync::Semaphore::new(
+            state.config().proxy.max_client_conn,
+        ));
+        if let Some(l) = peer_listener {
+            tracing::info!(peer_listen = %l.local_addr()?, peer_id = state.config().proxy.peer_id, "listening for peers");
+            tracker.spawn(crate::client::serve(
+                state.clone(),
+                l,
+                limit.clone(),
+                accept.clone(),
+                clients.clone(),
+            ));
+        }
         tracker.spawn(crate::client::serve(
             state.clone(),
             listener,
+            limit,
             accept.clone(),
             clients.clone(),
         ));
         let accepting = Arc::new(AtomicBool::new(true));
         let metrics_addr = match state.config().proxy.metrics_listen {
             Some(addr) => {
-                let listener = bind(addr)?;
+                let listener = bind(addr, false)?;
                 let bound = listener.local_addr()?;
                 let endpoints = Arc::new(ProxyEndpoints {
                     state: state.clone(),
@@ -209,12 +230,17 @@ async fn reap_idle(state: Arc<State>, shutdown: CancellationToken) {
     }
 }
 
-fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+/// `reuseport`: SO_REUSEPORT, so that other pgferry processes may listen on
+/// the same address (`so_reuseport`).
+fn bind(addr: SocketAddr, reuseport: bool) -> std::io::Result<TcpListener> {
     let socket = match addr {
         SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
         SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
     };
     socket.set_reuseaddr(true)?;
+    if reuseport {
+        socket.set_reuseport(true)?;
+    }
     socket.set_nodelay(true)?;
     socket.bind(addr)?;
     socket.listen(1024)

@@ -261,6 +261,9 @@ fn restart_only(old: &Config, new: &mut Config, report: &mut ReloadReport) {
     keep!(proxy.workers, "proxy.workers");
     keep!(proxy.cpu_policy, "proxy.cpu_policy");
     keep!(proxy.nice, "proxy.nice");
+    keep!(proxy.so_reuseport, "proxy.so_reuseport");
+    keep!(proxy.peer_id, "proxy.peer_id");
+    keep!(proxy.peer_listen, "proxy.peer_listen");
     keep!(proxy.max_client_conn, "proxy.max_client_conn");
     keep!(proxy.metrics_listen, "proxy.metrics_listen");
     keep!(proxy.auth_cache_ttl, "proxy.auth_cache_ttl");

@@ -309,6 +309,7 @@ impl State {
         config: Config,
         file_users: Vec<UserlistEntry>,
     ) -> Result<State, TlsError> {
+        let peer_id = config.proxy.peer_id;
         let config = Arc::new(config);
         let tls = Arc::new(TlsState::new(&config.tls)?);
         let users = build_users(&config, &file_users);
@@ -354,7 +355,7 @@ impl State {
             login_limiter,
             databases: ArcSwap::from_pointee(databases),
             generation: AtomicU64::new(0),
-            cancels: Arc::new(CancelRegistry::default()),
+            cancels: Arc::new(CancelRegistry::for_peer(peer_id)),
             mock_key,
             knobs: ArcSwap::from_pointee(knobs),
             tls,

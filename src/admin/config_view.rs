@@ -49,6 +49,12 @@ fn entries(p: &ProxyConfig) -> Vec<(&'static str, String)> {
         ("workers", p.workers.to_string()),
         ("cpu_policy", p.cpu_policy.to_string()),
         ("nice", p.nice.to_string()),
+        ("so_reuseport", p.so_reuseport.to_string()),
+        ("peer_id", p.peer_id.to_string()),
+        (
+            "peer_listen",
+            p.peer_listen.map(|a| a.to_string()).unwrap_or_default(),
+        ),
         ("monitor_user", p.monitor_user.clone().unwrap_or_default()),
         ("tcp_keepalive", p.tcp_keepalive.to_string()),
         ("health_interval", dur(p.health_interval)),

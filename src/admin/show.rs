@@ -1,4 +1,4 @@
-//! SHOW commands of pgferry's own: VERSION, NODES, FAILOVERS.
+//! SHOW commands of pgferry's own: VERSION, NODES, FAILOVERS, PEERS.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -12,7 +12,7 @@ use crate::protocol::sqlstate;
 use crate::state::State;
 use crate::topology::format_lsn;
 
-const SUBJECTS: &str = "POOLS, CLIENTS, SERVERS, STATS, STATS_TOTALS, STATS_AVERAGES, DATABASES, USERS, CONFIG, LISTS, VERSION, NODES, FAILOVERS, PINS";
+const SUBJECTS: &str = "POOLS, CLIENTS, SERVERS, STATS, STATS_TOTALS, STATS_AVERAGES, DATABASES, USERS, CONFIG, LISTS, VERSION, NODES, FAILOVERS, PINS, PEERS";
 
 pub fn show(state: &Arc<State>, what: &str, out: &mut BytesMut) -> Result<(), AdminError> {
     match what {
@@ -35,6 +35,7 @@ pub fn show(state: &Arc<State>, what: &str, out: &mut BytesMut) -> Result<(), Ad
         "lists" => views::lists(state, out),
         "pins" => views::pins(state, out),
         "config" => super::config_view::show(state, out),
+        "peers" => peers(state, out),
         other => {
             return Err(AdminError {
                 code: sqlstate::FEATURE_NOT_SUPPORTED,
@@ -46,6 +47,23 @@ pub fn show(state: &Arc<State>, what: &str, out: &mut BytesMut) -> Result<(), Ad
         }
     }
     Ok(())
+}
+
+/// SHOW PEERS: the `[peers]` table, PgBouncer's columns (pool_size: one
+/// connection per forwarded request, none kept); `self` marks this process.
+fn peers(state: &Arc<State>, out: &mut BytesMut) {
+    let config = state.config();
+    let mut rows = Rows::new(out, &["peer_id", "host", "port", "pool_size", "self"]);
+    for (id, addr) in &config.peers {
+        rows.row(&[
+            Some(id.to_string()),
+            Some(addr.ip().to_string()),
+            Some(addr.port().to_string()),
+            Some("0".to_owned()),
+            Some((*id == config.proxy.peer_id).to_string()),
+        ]);
+    }
+    rows.finish("SHOW");
 }
 
 fn opt<T: ToString>(v: Option<T>) -> Option<String> {

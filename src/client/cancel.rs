@@ -1,6 +1,17 @@
 //! Cancel keys: each client gets its own BackendKeyData; a CancelRequest
 //! carrying those keys is forwarded to whichever server connection the
 //! client is using at that moment.
+//!
+//! Peering (`peer_id`, `[peers]`): several pgferry processes listening on one
+//! port (`so_reuseport`) each see only their own clients, but a client's
+//! CancelRequest arrives on a new connection, which the kernel may hand to
+//! any of them. A peered process writes its id into the keys it hands out
+//! (bits 17..=30 of the process id; bits 0..=16 are random), so whichever
+//! process receives a request for another one's key sends it on to that
+//! process's address in `[peers]`. The forwarded request carries bit 31 of
+//! the process id (never set in a key pgferry hands out): its receiver
+//! handles it itself and never forwards it again, so a wrong `[peers]`
+//! table cannot make requests circle.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -8,7 +19,12 @@ use std::sync::{Arc, Mutex, Weak};
 
 use rand::Rng;
 
+use crate::config::{PEER_KEY_BITS, PEER_KEY_ROOM};
 use crate::metrics::ClientEntry;
+use crate::state::State;
+
+/// Set in the process id of a CancelRequest one peer forwards to another.
+pub const FORWARDED: u32 = 1 << 31;
 
 /// Where a client's queries currently run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +65,8 @@ impl CancelSlot {
 #[derive(Debug, Default)]
 pub struct CancelRegistry {
     map: Mutex<HashMap<u32, Weak<ClientEntry>>>,
+    /// `peer_id` (0: no peering), written into every key.
+    peer: u16,
 }
 
 /// Removes the client's keys when its session ends.
@@ -70,6 +88,23 @@ impl Drop for CancelKey {
 }
 
 impl CancelRegistry {
+    /// The registry of a process with `peer_id` `peer` (0: no peering).
+    pub fn for_peer(peer: u16) -> CancelRegistry {
+        CancelRegistry {
+            map: Mutex::default(),
+            peer,
+        }
+    }
+
+    /// The peer whose key `pid` is, when this process is peered (None: not
+    /// peered, so keys carry no owner).
+    pub fn owner(&self, pid: u32) -> Option<u16> {
+        if self.peer == 0 {
+            return None;
+        }
+        u16::try_from((pid & !FORWARDED) >> PEER_KEY_BITS).ok()
+    }
+
     /// A fresh key: a process id no other client has, and a random secret.
     /// The client's entry is attached with [`attach`](Self::attach) once
     /// made (it carries the key).
@@ -77,12 +112,29 @@ impl CancelRegistry {
         let mut rng = rand::thread_rng();
         let secret: u32 = rng.gen();
         let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
-        let pid = loop {
-            // Positive, non-zero, like a real backend pid.
-            let pid = rng.gen_range(1..=i32::MAX as u32);
-            if !map.contains_key(&pid) {
-                break pid;
+        let pid = if self.peer == 0 {
+            loop {
+                // Positive, non-zero, like a real backend pid.
+                let pid = rng.gen_range(1..=i32::MAX as u32);
+                if !map.contains_key(&pid) {
+                    break pid;
+                }
             }
+        } else {
+            // The peer id above a random number; positive and non-zero since
+            // the id is. Config keeps max_client_conn below PEER_KEY_ROOM, so
+            // a free number exists: a few random tries, then the next free
+            // one from a random start (the room is 131,072 numbers).
+            let base = u32::from(self.peer) << PEER_KEY_BITS;
+            let room = PEER_KEY_ROOM as u32;
+            let free = |n: u32| !map.contains_key(&(base | n));
+            let start = rng.gen_range(0..room);
+            let n = (0..8)
+                .map(|_| rng.gen_range(0..room))
+                .find(|&n| free(n))
+                .or_else(|| (0..room).map(|i| (start + i) % room).find(|&n| free(n)))
+                .unwrap_or(start);
+            base | n
         };
         map.insert(pid, Weak::new());
         CancelKey {
@@ -122,6 +174,34 @@ impl CancelRegistry {
             return None;
         }
         entry.cancel.get()
+    }
+}
+
+/// Answers a CancelRequest: cancels what the client with these keys runs,
+/// or, for a key of another peer, forwards the request to that peer.
+/// Requests with keys nobody has are ignored, as Postgres does.
+pub async fn handle(state: &State, pid: u32, secret: u32) {
+    let forwarded = pid & FORWARDED != 0;
+    let pid = pid & !FORWARDED;
+    let timeout = state.config().proxy.server_connect_timeout;
+    if let Some(t) = state.cancels.lookup(pid, secret) {
+        crate::server::send_cancel(t.addr, t.pid, t.secret, timeout).await;
+        return;
+    }
+    let owner = state.cancels.owner(pid);
+    let me = state.config().proxy.peer_id;
+    match owner {
+        Some(peer) if !forwarded && peer != me => {
+            let addr = state.config().peers.get(&peer).copied();
+            match addr {
+                Some(addr) => {
+                    tracing::debug!(pid, peer, %addr, "forwarding a cancel request to its peer");
+                    crate::server::send_cancel(addr, pid | FORWARDED, secret, timeout).await;
+                }
+                None => tracing::debug!(pid, peer, "cancel request for an unknown peer ignored"),
+            }
+        }
+        _ => tracing::debug!(pid, forwarded, "cancel request with unknown keys ignored"),
     }
 }
 
@@ -166,5 +246,41 @@ mod tests {
         let pid = key.pid;
         drop(key);
         assert_eq!(reg.lookup(pid, entry.cancel.secret), None);
+    }
+
+    #[test]
+    fn peered_keys_carry_the_peer_id() {
+        let reg = Arc::new(CancelRegistry::for_peer(5));
+        let keys: Vec<CancelKey> = (0..2000).map(|_| reg.reserve()).collect();
+        let mut pids: Vec<u32> = keys.iter().map(|k| k.pid).collect();
+        pids.sort_unstable();
+        pids.dedup();
+        assert_eq!(pids.len(), 2000, "keys are distinct");
+        for k in &keys {
+            assert!(
+                k.pid > 0 && k.pid <= i32::MAX as u32,
+                "a positive pid: {}",
+                k.pid
+            );
+            assert_eq!(reg.owner(k.pid), Some(5));
+            assert_eq!(reg.owner(k.pid | FORWARDED), Some(5));
+        }
+        assert_eq!(reg.owner((7 << PEER_KEY_BITS) | 3), Some(7));
+        // Not peered: keys name no owner.
+        assert_eq!(CancelRegistry::default().owner(keys[0].pid), None);
+    }
+
+    #[test]
+    fn a_nearly_full_peer_room_still_finds_a_free_key() {
+        let reg = Arc::new(CancelRegistry::for_peer(1));
+        {
+            let mut map = reg.map.lock().unwrap();
+            let base = 1u32 << PEER_KEY_BITS;
+            for n in 0..PEER_KEY_ROOM as u32 - 1 {
+                map.insert(base | n, Weak::new());
+            }
+        }
+        let key = reg.reserve();
+        assert_eq!(key.pid, (1 << PEER_KEY_BITS) | (PEER_KEY_ROOM as u32 - 1));
     }
 }

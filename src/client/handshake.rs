@@ -81,17 +81,7 @@ pub async fn handshake(io: &mut ClientIo, state: &Arc<State>) -> Result<Handshak
                 io.flush().await?;
             }
             StartupPacket::Cancel { pid, secret } => {
-                if let Some(t) = state.cancels.lookup(pid, secret) {
-                    crate::server::send_cancel(
-                        t.addr,
-                        t.pid,
-                        t.secret,
-                        state.config().proxy.server_connect_timeout,
-                    )
-                    .await;
-                } else {
-                    tracing::debug!(pid, "cancel request with unknown keys ignored");
-                }
+                super::cancel::handle(state, pid, secret).await;
                 return Ok(Handshake::Cancelled);
             }
             StartupPacket::Startup { minor, params } => {

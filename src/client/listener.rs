@@ -16,13 +16,15 @@ use super::login::{login, LoggedIn};
 use super::ClientError;
 use crate::state::State;
 
+/// Accepts clients on `listener`; `limit` holds `max_client_conn` permits,
+/// shared by every listener of the process.
 pub async fn serve(
     state: Arc<State>,
     listener: TcpListener,
+    limit: Arc<Semaphore>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
 ) {
-    let limit = Arc::new(Semaphore::new(state.config().proxy.max_client_conn));
     loop {
         let accepted = tokio::select! {
             _ = shutdown.cancelled() => break,

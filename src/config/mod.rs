@@ -37,7 +37,21 @@ pub struct Config {
     pub tls: TlsConfig,
     /// `[[hba]]` rules in order; empty means `proxy.auth_method` for everyone.
     pub hba: Vec<HbaRule>,
+    /// `[peers]`: peer id → the address of that pgferry process alone (its
+    /// `peer_listen`), where cancel requests for its clients are forwarded. The
+    /// same table may be given to every process: a process skips its own id.
+    pub peers: BTreeMap<u16, SocketAddr>,
 }
+
+/// The largest `peer_id`. Cancel keys of a process with peering carry its id in
+/// bits 17..=30 of the process-id field and a random number in bits 0..=16
+/// (see `client::cancel`), so a process can tell whose key it was sent.
+pub const MAX_PEER_ID: u16 = (1 << 14) - 1;
+/// Bits of a peered cancel key's process-id field below the peer id.
+pub const PEER_KEY_BITS: u32 = 17;
+/// Distinct cancel keys one peered process can hand out: `max_client_conn` may
+/// not be larger.
+pub const PEER_KEY_ROOM: usize = 1 << PEER_KEY_BITS;
 
 impl Config {
     /// Reads and validates the file at `path`.
@@ -166,6 +180,20 @@ pub struct ProxyConfig {
     /// lower is a larger share of the CPU). Below the current value needs
     /// CAP_SYS_NICE (or RLIMIT_NICE); see `crate::sched`.
     pub nice: i32,
+    /// `so_reuseport`, default false: SO_REUSEPORT on the `listen` socket, so that
+    /// several pgferry processes can listen on the same port and the kernel spreads new
+    /// connections among them (PgBouncer's `so_reuseport`). See `peer_id` for cancel
+    /// requests that reach another process than the client's.
+    pub so_reuseport: bool,
+    /// `peer_id`, default 0 (no peering): this process's number among pgferry processes
+    /// that share a port (1 ..= [`MAX_PEER_ID`]). It is written into the cancel keys this
+    /// process hands out, so a CancelRequest that reaches another process is forwarded to
+    /// this one, at its address in `[peers]`.
+    pub peer_id: u16,
+    /// `peer_listen`: an address of this process alone (no SO_REUSEPORT), where its
+    /// peers send it the cancel requests of its clients; clients may connect there too.
+    /// It is what the other processes list for this one in `[peers]`. Default unset.
+    pub peer_listen: Option<SocketAddr>,
     /// `monitor_user`: the user that probes hosts for the primary. After loading this is always
     /// `Some`: it defaults to the first `[[users]]` entry and must name a configured user.
     pub monitor_user: Option<String>,
@@ -381,6 +409,9 @@ impl Default for ProxyConfig {
             workers: 1,
             cpu_policy: CpuPolicy::Normal,
             nice: 0,
+            so_reuseport: false,
+            peer_id: 0,
+            peer_listen: None,
             monitor_user: None,
             tcp_keepalive: true,
             health_interval: Duration::from_secs(1),

@@ -10,10 +10,12 @@ use toml::{Table, Value};
 
 use super::parse::{parse_host, parse_listen};
 use super::walk::{Problems, Walker};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::{
     Config, DatabaseConfig, LogConfig, Password, Problem, ProxyConfig, RoutingConfig, UserConfig,
+    MAX_PEER_ID, PEER_KEY_ROOM,
 };
 
 /// The protocol's length field is an i32, so no message can be larger.
@@ -65,6 +67,10 @@ pub(super) fn build(table: Table) -> Result<Config, Vec<Problem>> {
         .table("databases")
         .map(|w| databases(w, &proxy.routing))
         .unwrap_or_default();
+    let peers = root
+        .table("peers")
+        .map(|w| peers(w, &problems))
+        .unwrap_or_default();
     root.finish();
 
     for (key, list) in [
@@ -95,10 +101,41 @@ pub(super) fn build(table: Table) -> Result<Config, Vec<Problem>> {
             databases,
             tls,
             hba,
+            peers,
         })
     } else {
         Err(problems)
     }
+}
+
+/// `[peers]`: `ID = "host:port"` per pgferry process sharing the port.
+fn peers(mut w: Walker<'_>, problems: &Problems) -> BTreeMap<u16, SocketAddr> {
+    let mut out = BTreeMap::new();
+    for (key, path, value) in w.named_values() {
+        let id = match key.parse::<u16>() {
+            Ok(id) if (1..=MAX_PEER_ID).contains(&id) => id,
+            _ => {
+                problems.report(
+                    path,
+                    format!("the key must be a peer id from 1 to {MAX_PEER_ID}"),
+                );
+                continue;
+            }
+        };
+        match value {
+            Value::String(s) => match parse_listen(&s) {
+                Ok(addr) => {
+                    out.insert(id, addr);
+                }
+                Err(e) => problems.report(path, e),
+            },
+            _ => problems.report(
+                path,
+                "expected a string \"host:port\" (the peer's peer_listen)",
+            ),
+        }
+    }
+    out
 }
 
 /// `log_connections`, `log_disconnections`, `log_pooler_errors` written in
@@ -131,6 +168,9 @@ fn proxy(mut w: Walker<'_>, log: &mut LogSwitches) -> ProxyConfig {
         workers:                w.count("workers", 0).unwrap_or(d.workers),
         cpu_policy:             w.keyword("cpu_policy").unwrap_or(d.cpu_policy),
         nice:                   w.int_in("nice", -20, 19).map_or(d.nice, |n| n as i32),
+        so_reuseport:           w.bool("so_reuseport").unwrap_or(d.so_reuseport),
+        peer_id:                w.int_in("peer_id", 0, i64::from(MAX_PEER_ID)).map_or(d.peer_id, |n| n as u16),
+        peer_listen:            w.parsed("peer_listen", parse_listen),
         monitor_user:           w.string("monitor_user").or(d.monitor_user),
         tcp_keepalive:          w.bool("tcp_keepalive").unwrap_or(d.tcp_keepalive),
         health_interval:        positive(&mut w, "health_interval").unwrap_or(d.health_interval),
@@ -166,6 +206,14 @@ fn proxy(mut w: Walker<'_>, log: &mut LogSwitches) -> ProxyConfig {
         auth_failure_max_delay: w.duration("auth_failure_max_delay").unwrap_or(d.auth_failure_max_delay),
         routing:                routing(&mut w, &d.routing),
     };
+    if proxy.peer_id != 0 && proxy.max_client_conn >= PEER_KEY_ROOM {
+        w.report(
+            "max_client_conn",
+            format!(
+                "must be less than {PEER_KEY_ROOM} when peer_id is set (the cancel keys one peered process can hand out)"
+            ),
+        );
+    }
     if proxy.auth_failure_max_delay < proxy.auth_failure_delay {
         w.report(
             "auth_failure_max_delay",

@@ -219,6 +219,7 @@ fn full_example_parses_to_expected_values() {
         ]),
         tls: Default::default(),
         hba: Vec::new(),
+        peers: BTreeMap::new(),
     };
     assert_eq!(parse_ok(&text), expected);
 }
@@ -984,6 +985,9 @@ fn shipped_example_documents_every_key() {
         "workers",
         "cpu_policy",
         "nice",
+        "so_reuseport",
+        "peer_id",
+        "peer_listen",
         "monitor_user",
         "tcp_keepalive",
         "max_db_connections",
@@ -1067,4 +1071,61 @@ fn auth_source_keys_defaults_and_checks() {
             "proxy.auth_failure_max_delay: must not be less than auth_failure_delay",
         ]
     );
+}
+
+/// so_reuseport, peer_id, peer_listen and [peers] load; the same [peers]
+/// table (own id included) serves every process.
+#[test]
+fn peering_keys_load() {
+    let c = parse_ok(&format!(
+        "[proxy]\nso_reuseport = true\npeer_id = 2\npeer_listen = \"127.0.0.1:7102\"\n\
+         [peers]\n1 = \"127.0.0.1:7101\"\n2 = \"127.0.0.1:7102\"\n{ONE_USER}"
+    ));
+    assert!(c.proxy.so_reuseport);
+    assert_eq!(c.proxy.peer_id, 2);
+    assert_eq!(c.proxy.peer_listen, Some("127.0.0.1:7102".parse().unwrap()));
+    assert_eq!(c.peers.len(), 2);
+    assert_eq!(c.peers[&1], "127.0.0.1:7101".parse().unwrap());
+    let d = parse_ok(ONE_USER);
+    assert!(!d.proxy.so_reuseport);
+    assert_eq!(d.proxy.peer_id, 0);
+    assert!(d.proxy.peer_listen.is_none() && d.peers.is_empty());
+}
+
+#[test]
+fn peering_problems_are_reported() {
+    let found = problems_with_user(
+        "[proxy]\npeer_id = 16384\n[peers]\n0 = \"127.0.0.1:1\"\nx = \"127.0.0.1:2\"\n3 = 4\n4 = \"nowhere\"\n",
+    );
+    assert!(
+        found.contains(&"proxy.peer_id: must be between 0 and 16383, got 16384".to_owned()),
+        "{found:?}"
+    );
+    assert!(
+        found.contains(&"peers.0: the key must be a peer id from 1 to 16383".to_owned()),
+        "{found:?}"
+    );
+    assert!(
+        found.contains(&"peers.x: the key must be a peer id from 1 to 16383".to_owned()),
+        "{found:?}"
+    );
+    assert!(
+        found
+            .iter()
+            .any(|p| p.starts_with("peers.3: expected a string")),
+        "{found:?}"
+    );
+    assert!(
+        found
+            .iter()
+            .any(|p| p.starts_with("peers.4: invalid listen address")),
+        "{found:?}"
+    );
+    // Peered keys leave 131,072 numbers per process.
+    let found = problems_with_user("[proxy]\npeer_id = 1\nmax_client_conn = 200000\n");
+    assert_eq!(
+        found,
+        vec!["proxy.max_client_conn: must be less than 131072 when peer_id is set (the cancel keys one peered process can hand out)"]
+    );
+    assert!(Config::parse(&format!("[proxy]\nmax_client_conn = 200000\n{ONE_USER}")).is_ok());
 }

@@ -315,6 +315,18 @@ impl<'p> Walker<'p> {
         out
     }
 
+    /// Drains a table whose keys are chosen by the user, whatever their values:
+    /// (key, its path for problems, value); the caller checks them.
+    pub(crate) fn named_values(&mut self) -> Vec<(String, String, Value)> {
+        std::mem::take(&mut self.table)
+            .into_iter()
+            .map(|(k, v)| {
+                let path = join(&self.path, &k);
+                (k, path, v)
+            })
+            .collect()
+    }
+
     /// Reports every key nobody asked for.
     pub(crate) fn finish(self) {
         for key in self.table.keys() {
