@@ -16,12 +16,21 @@ With --query SQL each client runs that simple query once after logging
 in and idles after its answer (a client that has done some work, rather
 than one that only logged in).
 
-Usage: idle_clients.py --port P --pid PID --count N [--warm W]
-       [--sources K] [--user U] [--database D] [--query SQL]
+Several pooler processes on one port (so_reuseport): --pid takes a
+comma-separated list and the RSS figures are their sum. More clients than
+one process may hold sockets for: --shards S opens the clients after the
+warm-up in S child processes (each within its own open-files limit); every
+child keeps its clients open until all have logged in and the RSS is read,
+then counts how many are still connected before closing them ("held": the
+clients connected at once at the end, the warm-up's included).
+
+Usage: idle_clients.py --port P --pid PID[,PID...] --count N [--warm W]
+       [--sources K] [--shards S] [--user U] [--database D] [--query SQL]
 """
 
 import argparse
 import json
+import os
 import selectors
 import socket
 import struct
@@ -29,12 +38,54 @@ import sys
 import time
 
 
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise RuntimeError("no VmRSS")
+def rss_kib(pids):
+    total = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/status") as f:
+            total += next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+    return total
+
+
+def alive(conns):
+    """How many of the logged-in clients are still connected."""
+    n = 0
+    for c in conns:
+        if not c.ready:
+            continue
+        try:
+            c.sock.setblocking(False)
+            if c.sock.recv(1, socket.MSG_PEEK) == b"":
+                continue
+        except BlockingIOError:
+            pass
+        except OSError:
+            continue
+        n += 1
+    return n
+
+
+def shard(args, start, count):
+    """Forks a child that opens clients start..start+count and holds them
+    until told to close; returns (pid, pipe to it, pipe from it)."""
+    down_r, down_w = os.pipe()
+    up_r, up_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(down_w)
+        os.close(up_r)
+        sel = selectors.DefaultSelector()
+        conns = []
+        failed = open_clients(args, start, count, sel, conns)
+        first = next((c.failed for c in conns if c.failed), None)
+        os.write(up_w, (json.dumps({"failed": failed, "first_error": first}) + "\n").encode())
+        os.read(down_r, 1)  # wait for the word to close
+        os.write(up_w, (json.dumps({"alive": alive(conns)}) + "\n").encode())
+        for c in conns:
+            c.sock.close()
+        os._exit(0)
+    os.close(down_r)
+    os.close(up_w)
+    return pid, down_w, os.fdopen(up_r)
 
 
 def startup(user, database):
@@ -132,7 +183,7 @@ def open_clients(args, start, count, sel, conns):
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--port", type=int, required=True)
-    p.add_argument("--pid", type=int, required=True)
+    p.add_argument("--pid", required=True, help="PID, or several separated by commas (RSS summed)")
     p.add_argument("--count", type=int, required=True)
     p.add_argument("--warm", type=int, default=100)
     p.add_argument("--sources", type=int, default=4)
@@ -141,24 +192,49 @@ def main():
     p.add_argument("--database", default="app")
     p.add_argument("--settle", type=float, default=3.0)
     p.add_argument("--query", default="", help="run this query once after login, then idle")
+    p.add_argument("--shards", type=int, default=1,
+                   help="child processes that open the clients after the warm-up")
     args = p.parse_args()
+    pids = [int(x) for x in str(args.pid).split(",") if x]
 
     sel = selectors.DefaultSelector()
     conns = []
     failed = open_clients(args, 0, args.warm, sel, conns)
     time.sleep(args.settle)
-    base = rss_kib(args.pid)
-    failed += open_clients(args, args.warm, args.count - args.warm, sel, conns)
+    base = rss_kib(pids)
+    rest = args.count - args.warm
+    children = []
+    first_error = None
+    if args.shards > 1:
+        per = -(-rest // args.shards)
+        for k in range(args.shards):
+            start = args.warm + k * per
+            n = min(per, args.count - start)
+            if n > 0:
+                children.append(shard(args, start, n))
+        for _, _, up in children:
+            r = json.loads(up.readline() or '{"failed": 1, "first_error": "shard died"}')
+            failed += r["failed"]
+            first_error = first_error or r["first_error"]
+    else:
+        failed += open_clients(args, args.warm, rest, sel, conns)
     time.sleep(args.settle)
-    full = rss_kib(args.pid)
-    first_error = next((c.failed for c in conns if c.failed), None)
+    full = rss_kib(pids)
+    first_error = first_error or next((c.failed for c in conns if c.failed), None)
+    held = alive(conns)
+    for pid, down, up in children:
+        os.write(down, b"x")
+        held += json.loads(up.readline() or '{"alive": 0}')["alive"]
+        os.waitpid(pid, 0)
     for c in conns:
         c.sock.close()
     time.sleep(args.settle * 4)  # allocators that decay (jemalloc: 10 s) get the time
-    after = rss_kib(args.pid)
+    after = rss_kib(pids)
     n = args.count - args.warm
     out = {
         "count": args.count,
+        "processes": len(pids),
+        "held": held,
         "rss_base_kib": base,
         "rss_full_kib": full,
         "rss_after_kib": after,

@@ -27,7 +27,10 @@
 #   IDLE_CLIENTS trust-authenticated idle clients against a separate pgferry and PgBouncer,
 #   RSS growth per client and RSS after they leave), then as many idle clients as
 #   one pgferry can hold at once: 100,000, or what the open-files limit leaves room
-#   for (the script raises it to 110,000 when it may, else to the hard limit).
+#   for (the script raises it to 110,000 when it may, else to the hard limit). When one
+#   process cannot hold 100,000, the 100,000 go to several pgferry processes sharing one
+#   port (so_reuseport, with peering), each within the limit, and to as many probe
+#   processes (idle_clients.py --shards).
 #   benches/report.py turns the raw results into the ratio table against the targets,
 #   benches/results/tps.svg and docs/benchmarks.md (with benches/results/failover-latest.md
 #   appended; RUN_FAILOVER=1 reruns benches/failover.sh first).
@@ -234,6 +237,55 @@ EOF
     printf -v "FPID_$name" '%s' "$pid"
 }
 
+# start_pgferry_peers COUNT MAX_CLIENTS_EACH -> PEERS_PORT, PEERS_PIDS (comma-separated):
+# COUNT pgferry processes on one port (so_reuseport), each with its own peer_listen
+# address and the whole [peers] table, trust authentication, connection logs off.
+start_pgferry_peers() {
+    local count="$1" maxc="$2" port hosts table="" k cfg pid
+    local -a own
+    port="$(scripts/pgcluster free-port)"
+    hosts="$(toml_hosts "$PGCLUSTER_HOSTS")"
+    for k in $(seq 1 "$count"); do
+        own[k]="$(scripts/pgcluster free-port)"
+        table+="$k = \"127.0.0.1:${own[k]}\""$'\n'
+    done
+    PEERS_PIDS=""
+    for k in $(seq 1 "$count"); do
+        cfg="$CLUSTER_DIR/pgferry-peer$k.toml"
+        cat >"$cfg" <<EOF
+[proxy]
+listen = "127.0.0.1:$port"
+so_reuseport = true
+peer_id = $k
+peer_listen = "127.0.0.1:${own[k]}"
+pool_mode = "transaction"
+default_pool_size = 2
+max_client_conn = $maxc
+auth_method = "trust"
+log_connections = false
+log_disconnections = false
+
+[[users]]
+name = "app"
+password = "secret"
+
+[databases.app]
+hosts = [$hosts]
+dbname = "app"
+route = "primary"
+
+[peers]
+$table
+EOF
+        "$PGFERRY_BIN" --config "$cfg" >"$CLUSTER_DIR/pgferry-peer$k.log" 2>&1 &
+        pid=$!
+        PIDS+=("$pid")
+        wait_port "${own[k]}" 20 "$pid" || die "pgferry peer $k does not listen: $(tail -n 5 "$CLUSTER_DIR/pgferry-peer$k.log")"
+        PEERS_PIDS+="${PEERS_PIDS:+,}$pid"
+    done
+    PEERS_PORT="$port"
+}
+
 start_pgbouncer main scram-sha-256 $((TAIL_CLIENTS + 100))
 start_pgferry main scram-sha-256 $((TAIL_CLIENTS + 100))
 
@@ -378,6 +430,22 @@ if want memory; then
             --sources 8 >"$RESULTS_DIR/crowd-pgferry.json" ||
             log "crowd probe reported failures: $(cat "$RESULTS_DIR/crowd-pgferry.json")"
         kill "$FPID_crowd" 2>/dev/null || true
+    fi
+    # 100,000 at once over several processes on one port when one cannot hold them:
+    # each pgferry process and each probe process stays within the open-files limit
+    # (the kernel spreads the clients over the processes; each gets a margin).
+    rm -f "$RESULTS_DIR/peers-pgferry.json"
+    if [ "$crowd" -lt 100000 ] && [ "$crowd" -gt 2000 ]; then
+        each=$((crowd * 4 / 5))
+        procs=$(((100000 + each - 1) / each))
+        shards=$(((100000 + crowd - 1) / crowd))
+        start_pgferry_peers "$procs" "$crowd"
+        log "memory: 100000 idle clients through $procs pgferry processes on one port ($shards probe processes)"
+        python3 benches/idle_clients.py --port "$PEERS_PORT" --pid "$PEERS_PIDS" --count 100000 \
+            --sources 16 --shards "$shards" >"$RESULTS_DIR/peers-pgferry.json" ||
+            log "100,000-client probe reported failures: $(cat "$RESULTS_DIR/peers-pgferry.json")"
+        IFS=, read -ra peer_pids <<<"$PEERS_PIDS"
+        kill "${peer_pids[@]}" 2>/dev/null || true
     fi
 fi
 

@@ -325,8 +325,19 @@ def build(args):
     else:
         check("memory kept after the idle clients left (share of growth)", None, 0.25, "<=")
     crowd = memory(args.results, "pgferry", "crowd")
+    peers = memory(args.results, "pgferry", "peers")
     fdlimit = meta.get("fdlimit", "?")
-    if crowd and crowd.get("count", 0) >= 100000:
+    one = (f"; one process alone held {crowd['count'] - crowd.get('failed', 0):,} of {crowd['count']:,}"
+           if crowd else "")
+    if peers and peers.get("count", 0) >= 100000 and not (crowd and crowd.get("count", 0) >= 100000):
+        n = peers.get("held", 0)
+        held = peers.get("failed", 1) == 0 and n >= 100000
+        checks.append(("100,000 idle clients held at once", f"{n:,}", "held",
+                       f"met with {peers.get('processes')} processes" if held else "**missed**", "",
+                       f"by {peers.get('processes')} pgferry processes on one port (so_reuseport), each within "
+                       f"the fd limit of {fdlimit} per process{one}; {peers['per_client_bytes']} bytes each; "
+                       f"first error: {peers.get('first_error')}"))
+    elif crowd and crowd.get("count", 0) >= 100000:
         held = crowd.get("failed", 1) == 0
         checks.append(("100,000 idle clients held at once", "held" if held else "failed", "held",
                        "met" if held else "**missed**", "",
@@ -454,16 +465,20 @@ def build(args):
     L.append("|---|--:|--:|--:|--:|--:|")
     worked = memory(args.results, "pgferry", "worked")
     for label, m in (("PgBouncer", mb), ("pgferry", mf), ("pgferry, after one query each", worked),
-                     ("pgferry, most held at once", crowd)):
+                     ("pgferry, most held at once", crowd),
+                     (f"pgferry, {peers.get('processes') if peers else '?'} processes on one port", peers)):
         if m:
             L.append(f"| {label} | {m['count']} | {m['rss_base_kib']} | {m['rss_full_kib']} | "
                      f"{m['per_client_bytes']} | {m['rss_after_kib']} |")
     L.append("\n`benches/idle_clients.py` logs clients in (trust authentication, spread over 127.0.0.1–8) and "
              "leaves them idle after their first ReadyForQuery; RSS is VmRSS from /proc/PID/status. "
              "After one query: each client ran `SELECT 1` after logging in, then idled. "
-             "The last row, when there is one, is the most idle clients one pgferry held at once in this "
-             "run: 100,000, or as many as the limit on open files leaves room for (here "
-             f"{fdlimit} per process; raising the hard limit needs CAP_SYS_RESOURCE).\n")
+             "The row \"most held at once\", when there is one, is the most idle clients one pgferry held at "
+             "once in this run: 100,000, or as many as the limit on open files leaves room for (here "
+             f"{fdlimit} per process; raising the hard limit needs CAP_SYS_RESOURCE). When one process "
+             "cannot hold 100,000, the last row is 100,000 held at once by several pgferry processes "
+             "listening on one port (`so_reuseport`, with `peer_id`/`[peers]`), each within the limit, "
+             "from as many probe processes over 127.0.0.1–16; RSS is their sum.\n")
     L.append("## Routing cost\n")
     L.append("| comparison | workload | clients | tps | tps | ratio |")
     L.append("|---|---|--:|--:|--:|--:|")
