@@ -182,6 +182,21 @@ EOF
     printf -v "BPID_$name" '%s' "$pid"
 }
 
+# The [[users]] entry and the route = "primary" database `app` of every pgferry
+# config here (app_sections HOSTS_TOML).
+app_sections() {
+    cat <<EOF
+[[users]]
+name = "app"
+password = "secret"
+
+[databases.app]
+hosts = [$1]
+dbname = "app"
+route = "primary"
+EOF
+}
+
 start_pgferry() { # start_pgferry NAME AUTH_METHOD MAX_CLIENTS -> sets FPORT_<NAME>, FPID_<NAME>
     local name="$1" auth="$2" maxc="$3" cfg="$CLUSTER_DIR/pgferry-$1.toml" port pid hosts
     port="$(scripts/pgcluster free-port)"
@@ -198,14 +213,7 @@ cache_unnamed_statements = ${CACHE_UNNAMED:-true}
 cpu_policy = "${CPU_POLICY:-batch}"
 nice = $NICE
 
-[[users]]
-name = "app"
-password = "secret"
-
-[databases.app]
-hosts = [$hosts]
-dbname = "app"
-route = "primary"
+$(app_sections "$hosts")
 
 [databases.app_auto]
 hosts = [$hosts]
@@ -265,14 +273,7 @@ auth_method = "trust"
 log_connections = false
 log_disconnections = false
 
-[[users]]
-name = "app"
-password = "secret"
-
-[databases.app]
-hosts = [$hosts]
-dbname = "app"
-route = "primary"
+$(app_sections "$hosts")
 
 [peers]
 $table
