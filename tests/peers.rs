@@ -162,3 +162,46 @@ async fn processes_on_one_port_forward_each_others_cancel_requests() {
         ]
     );
 }
+
+/// A process that drains (SIGTERM) closes its socket on the shared port at
+/// once: while it waits for its client's transaction, every new client of
+/// the port is served by the other process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_draining_process_leaves_the_shared_port_to_the_others() {
+    let c = shared_cluster();
+    let (own_a, own_b) = (free_port(), free_port());
+    let table = [(1, own_a), (2, own_b)];
+    let a = Proxy::start(&peer_config(c, 1, own_a, &table));
+    let b = Proxy::start(
+        &peer_config(c, 2, own_b, &table).replace("{listen}", &format!("127.0.0.1:{}", a.port)),
+    );
+    // A client of process 1 inside a transaction keeps its drain going.
+    let busy = connect(&conninfo(own_a, "app", "", "app")).await;
+    busy.batch_execute("BEGIN; SELECT 1").await.unwrap();
+    a.signal("TERM");
+    for _ in 0..100 {
+        if a.log().contains("shutdown: letting clients finish") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(a.log().contains("shutdown: letting clients finish"));
+    let before = b.log().matches("client logged in").count();
+    for _ in 0..20 {
+        let client = tokio::time::timeout(
+            Duration::from_secs(5),
+            try_connect(&a.url("app", "", "app")),
+        )
+        .await
+        .expect("a new client of the shared port is answered")
+        .expect("and logged in");
+        assert_eq!(one(&client, "SELECT 1").await.get::<_, i32>(0), 1);
+    }
+    assert_eq!(
+        b.log().matches("client logged in").count() - before,
+        20,
+        "process 2 served every new client"
+    );
+    // The draining process still finishes its client's transaction.
+    busy.batch_execute("COMMIT").await.unwrap();
+}
