@@ -100,11 +100,14 @@ impl App {
         ));
         if let Some(l) = peer_listener {
             tracing::info!(peer_listen = %l.local_addr()?, peer_id = state.config().proxy.peer_id, "listening for peers");
+            // Open until the process stops: while it drains, its peers
+            // still forward its clients' cancel requests here.
             tracker.spawn(crate::client::serve(
                 state.clone(),
                 l,
                 limit.clone(),
-                accept.clone(),
+                shutdown.clone(),
+                Some(accept.clone()),
                 clients.clone(),
             ));
         }
@@ -113,6 +116,7 @@ impl App {
             listener,
             limit,
             accept.clone(),
+            None,
             clients.clone(),
         ));
         let accepting = Arc::new(AtomicBool::new(true));

@@ -165,7 +165,8 @@ async fn processes_on_one_port_forward_each_others_cancel_requests() {
 
 /// A process that drains (SIGTERM) closes its socket on the shared port at
 /// once: while it waits for its client's transaction, every new client of
-/// the port is served by the other process.
+/// the port is served by the other process, its own address refuses new
+/// clients (57P01), and its client can still be cancelled through the peer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_draining_process_leaves_the_shared_port_to_the_others() {
     let c = shared_cluster();
@@ -176,8 +177,9 @@ async fn a_draining_process_leaves_the_shared_port_to_the_others() {
         &peer_config(c, 2, own_b, &table).replace("{listen}", &format!("127.0.0.1:{}", a.port)),
     );
     // A client of process 1 inside a transaction keeps its drain going.
-    let busy = connect(&conninfo(own_a, "app", "", "app")).await;
-    busy.batch_execute("BEGIN; SELECT 1").await.unwrap();
+    let (mut busy, pid, secret) = login_with_key(own_a).await;
+    busy.send(&message(b'Q', b"BEGIN\0")).await;
+    assert_eq!(outcome(&mut busy, Duration::from_secs(5)).await, None);
     a.signal("TERM");
     for _ in 0..100 {
         if a.log().contains("shutdown: letting clients finish") {
@@ -202,6 +204,24 @@ async fn a_draining_process_leaves_the_shared_port_to_the_others() {
         20,
         "process 2 served every new client"
     );
-    // The draining process still finishes its client's transaction.
-    busy.batch_execute("COMMIT").await.unwrap();
+    // The draining process's own address takes cancel requests, not clients.
+    let mut late = Raw::connect(own_a).await;
+    late.send(&startup_packet(&[("user", "app"), ("database", "app")]))
+        .await;
+    assert_eq!(
+        late.error_code(Duration::from_secs(5)).await.as_deref(),
+        Some("57P01")
+    );
+    // Its client's statement is cancelled through the peer.
+    busy.send(&message(b'Q', b"SELECT pg_sleep(30)\0")).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    send_cancel(own_b, pid, secret).await;
+    assert_eq!(
+        outcome(&mut busy, Duration::from_secs(10)).await.as_deref(),
+        Some("57014")
+    );
+    // Its transaction ends, and the drain closes it at that boundary.
+    busy.send(&message(b'Q', b"ROLLBACK\0")).await;
+    assert_eq!(outcome(&mut busy, Duration::from_secs(5)).await, None);
+    assert!(busy.closed(Duration::from_secs(5)).await);
 }

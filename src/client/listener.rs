@@ -16,13 +16,18 @@ use super::login::{login, LoggedIn};
 use super::ClientError;
 use crate::state::State;
 
-/// Accepts clients on `listener`; `limit` holds `max_client_conn` permits,
-/// shared by every listener of the process.
+/// Accepts clients on `listener` until `shutdown`; `limit` holds
+/// `max_client_conn` permits, shared by every listener of the process.
+/// `closing`: once cancelled, only cancel requests are still served here
+/// and new clients are refused with `57P01` (the peer listener, which stays
+/// open while the process drains so that its clients can still be
+/// cancelled through its peers).
 pub async fn serve(
     state: Arc<State>,
     listener: TcpListener,
     limit: Arc<Semaphore>,
     shutdown: CancellationToken,
+    closing: Option<CancellationToken>,
     tracker: TaskTracker,
 ) {
     loop {
@@ -40,6 +45,7 @@ pub async fn serve(
                     peer,
                     permit,
                     tracker.clone(),
+                    closing.clone(),
                 ));
             }
             Err(e) => {
@@ -57,11 +63,13 @@ async fn client_task(
     peer: SocketAddr,
     permit: Option<OwnedSemaphorePermit>,
     tracker: TaskTracker,
+    closing: Option<CancellationToken>,
 ) {
     // Login is boxed: its futures (TLS, SCRAM, auth_query) are large and
     // would otherwise stay part of every idle client's task for the life of
     // the session.
-    let Some(session) = Box::pin(admit(&state, stream, peer, permit.is_none())).await else {
+    let admitted = admit(&state, stream, peer, permit.is_none(), closing.as_ref());
+    let Some(session) = Box::pin(admitted).await else {
         return;
     };
     match session {
@@ -102,6 +110,7 @@ async fn admit(
     stream: TcpStream,
     peer: SocketAddr,
     over_limit: bool,
+    closing: Option<&CancellationToken>,
 ) -> Option<LoggedIn> {
     let timeout = state.config().proxy.client_login_timeout;
     let negotiated = if timeout.is_zero() {
@@ -112,6 +121,13 @@ async fn admit(
             .unwrap_or(Err((None, ClientError::LoginTimeout)))
     };
     let (io, startup) = match negotiated {
+        // A new client of a listener that only serves cancel requests now.
+        Ok((mut io, Some(_))) if closing.is_some_and(CancellationToken::is_cancelled) => {
+            let e = ClientError::ShuttingDown;
+            log_refused(peer, &e);
+            io.send_error(&e).await;
+            return None;
+        }
         Ok((io, Some(s))) => (io, s),
         Ok((_, None)) => return None,
         Err((io, e)) => {
