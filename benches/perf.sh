@@ -435,8 +435,11 @@ if want memory; then
     # 100,000 at once over several processes on one port when one cannot hold them:
     # each pgferry process and each probe process stays within the open-files limit
     # (the kernel spreads the clients over the processes; each gets a margin).
+    # At most 16 processes (a limit under about 8,000 is left out): each keeps
+    # monitor and server connections to every node, within Postgres'
+    # max_connections.
     rm -f "$RESULTS_DIR/peers-pgferry.json"
-    if [ "$crowd" -lt 100000 ] && [ "$crowd" -gt 2000 ]; then
+    if [ "$crowd" -lt 100000 ] && [ "$crowd" -ge 7813 ]; then
         each=$((crowd * 4 / 5))
         procs=$(((100000 + each - 1) / each))
         shards=$(((100000 + crowd - 1) / crowd))
