@@ -105,6 +105,12 @@ impl CancelRegistry {
         u16::try_from((pid & !FORWARDED) >> PEER_KEY_BITS).ok()
     }
 
+    /// The other peer whose key `pid` is (None: this process's own key, or
+    /// not peered).
+    fn other_peer(&self, pid: u32) -> Option<u16> {
+        self.owner(pid).filter(|&p| p != self.peer)
+    }
+
     /// A fresh key: a process id no other client has, and a random secret.
     /// The client's entry is attached with [`attach`](Self::attach) once
     /// made (it carries the key).
@@ -188,20 +194,17 @@ pub async fn handle(state: &State, pid: u32, secret: u32) {
         crate::server::send_cancel(t.addr, t.pid, t.secret, timeout).await;
         return;
     }
-    let owner = state.cancels.owner(pid);
-    let me = state.config().proxy.peer_id;
-    match owner {
-        Some(peer) if !forwarded && peer != me => {
-            let addr = state.config().peers.get(&peer).copied();
-            match addr {
-                Some(addr) => {
-                    tracing::debug!(pid, peer, %addr, "forwarding a cancel request to its peer");
-                    crate::server::send_cancel(addr, pid | FORWARDED, secret, timeout).await;
-                }
-                None => tracing::debug!(pid, peer, "cancel request for an unknown peer ignored"),
-            }
+    let Some(peer) = state.cancels.other_peer(pid).filter(|_| !forwarded) else {
+        tracing::debug!(pid, forwarded, "cancel request with unknown keys ignored");
+        return;
+    };
+    let addr = state.config().peers.get(&peer).copied();
+    match addr {
+        Some(addr) => {
+            tracing::debug!(pid, peer, %addr, "forwarding a cancel request to its peer");
+            crate::server::send_cancel(addr, pid | FORWARDED, secret, timeout).await;
         }
-        _ => tracing::debug!(pid, forwarded, "cancel request with unknown keys ignored"),
+        None => tracing::debug!(pid, peer, "cancel request for an unknown peer ignored"),
     }
 }
 
