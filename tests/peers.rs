@@ -26,6 +26,18 @@ fn peer_config(c: &Cluster, id: u16, own: u16, peers: &[(u16, u16)]) -> String {
     text
 }
 
+/// Processes 1 and 2 on one shared port, and each one's own address.
+fn start_pair() -> (Proxy, Proxy, u16, u16) {
+    let c = shared_cluster();
+    let (own_a, own_b) = (free_port(), free_port());
+    let table = [(1, own_a), (2, own_b)];
+    let a = Proxy::start(&peer_config(c, 1, own_a, &table));
+    let b = Proxy::start(
+        &peer_config(c, 2, own_b, &table).replace("{listen}", &format!("127.0.0.1:{}", a.port)),
+    );
+    (a, b, own_a, own_b)
+}
+
 fn cancel_packet(pid: u32, secret: u32) -> Vec<u8> {
     let mut pkt = 16u32.to_be_bytes().to_vec();
     pkt.extend_from_slice(&80_877_102u32.to_be_bytes());
@@ -78,13 +90,7 @@ async fn outcome(r: &mut Raw, timeout: Duration) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn processes_on_one_port_forward_each_others_cancel_requests() {
-    let c = shared_cluster();
-    let (own_a, own_b) = (free_port(), free_port());
-    let table = [(1, own_a), (2, own_b)];
-    let a = Proxy::start(&peer_config(c, 1, own_a, &table));
-    let b = Proxy::start(
-        &peer_config(c, 2, own_b, &table).replace("{listen}", &format!("127.0.0.1:{}", a.port)),
-    );
+    let (a, b, own_a, own_b) = start_pair();
     assert_eq!(b.port, a.port, "both processes listen on one port");
 
     // The kernel spreads clients of the shared port over both processes.
@@ -169,13 +175,7 @@ async fn processes_on_one_port_forward_each_others_cancel_requests() {
 /// clients (57P01), and its client can still be cancelled through the peer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_draining_process_leaves_the_shared_port_to_the_others() {
-    let c = shared_cluster();
-    let (own_a, own_b) = (free_port(), free_port());
-    let table = [(1, own_a), (2, own_b)];
-    let a = Proxy::start(&peer_config(c, 1, own_a, &table));
-    let b = Proxy::start(
-        &peer_config(c, 2, own_b, &table).replace("{listen}", &format!("127.0.0.1:{}", a.port)),
-    );
+    let (a, b, own_a, own_b) = start_pair();
     // A client of process 1 inside a transaction keeps its drain going.
     let (mut busy, pid, secret) = login_with_key(own_a).await;
     busy.send(&message(b'Q', b"BEGIN\0")).await;
