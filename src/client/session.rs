@@ -347,18 +347,19 @@ impl Session {
         // One reading of the clock for the wait's start, its deadline and,
         // when an idle connection is there at once, the checkout itself.
         let now = Instant::now();
-        self.entry.waiting_at(crate::metrics::clock::us_at(now));
-        let got = self.checkout_primary(now).await;
+        let now_us = crate::metrics::clock::us_at(now);
+        self.entry.waiting_at(now_us);
+        let got = self.checkout_primary(now, now_us).await;
         if got.is_err() {
             self.entry.idle();
         }
         got
     }
 
-    async fn checkout_primary(&mut self, now: Instant) -> Result<Pooled, ClientError> {
+    async fn checkout_primary(&mut self, now: Instant, now_us: u64) -> Result<Pooled, ClientError> {
         let mut started = now;
         // The clock reading the first attempt may use.
-        let mut fresh = Some(now);
+        let mut fresh = Some((now, now_us));
         let deadline = self.deadline_from(started);
         if self.db.gate.is_paused() {
             fresh = None;
@@ -384,8 +385,11 @@ impl Session {
                         p
                     }
                 };
-                let at = fresh.take().unwrap_or_else(Instant::now);
-                match pool.checkout_at(at, deadline).await {
+                let (at, at_us) = fresh.take().unwrap_or_else(|| {
+                    let at = Instant::now();
+                    (at, crate::metrics::clock::us_at(at))
+                });
+                match pool.checkout_at(at, at_us, deadline).await {
                     Ok(c) => {
                         if held {
                             topology.note_held(started.elapsed());

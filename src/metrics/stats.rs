@@ -6,6 +6,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use super::clock;
 use super::histogram::{LocalHistogram, SharedHistogram};
 
 /// Totals of one pool (database, user, node), read at scrape time.
@@ -143,10 +144,11 @@ pub struct ConnCounters {
     query_latency: LocalHistogram,
     xact_latency: LocalHistogram,
     wait_latency: LocalHistogram,
-    /// When the oldest unanswered request was sent.
-    query_start: Option<Instant>,
-    /// When the transaction in progress started.
-    xact_start: Option<Instant>,
+    /// When the oldest unanswered request was sent (process clock,
+    /// `clock::now_us`; 0: none).
+    query_start: u64,
+    /// When the transaction in progress started (0: none).
+    xact_start: u64,
 }
 
 fn micros(d: Duration) -> u64 {
@@ -165,18 +167,18 @@ impl ConnCounters {
             && self.query_time_us == 0
             && self.wait_time_us == 0
             && self.assignments == 0
-            && self.query_start.is_none()
-            && self.xact_start.is_none()
+            && self.query_start == 0
+            && self.xact_start == 0
     }
 
     /// A request (Query, Sync, FunctionCall) went to the server.
     #[inline]
     pub fn request_sent(&mut self) {
-        if self.query_start.is_none() {
-            let now = Instant::now();
-            self.query_start = Some(now);
-            if self.xact_start.is_none() {
-                self.xact_start = Some(now);
+        if self.query_start == 0 {
+            let now = clock::now_us();
+            self.query_start = now;
+            if self.xact_start == 0 {
+                self.xact_start = now;
             }
         }
     }
@@ -184,25 +186,27 @@ impl ConnCounters {
     /// ReadyForQuery arrived; `more` requests are still unanswered and
     /// `idle` says the transaction (if any) is over.
     pub fn ready(&mut self, more: bool, idle: bool) {
-        let now = Instant::now();
-        if let Some(start) = self.query_start.take() {
-            let us = micros(now.saturating_duration_since(start));
+        let now = clock::now_us();
+        let start = std::mem::take(&mut self.query_start);
+        if start != 0 {
+            let us = now.saturating_sub(start);
             self.queries += 1;
             self.query_time_us += us;
             self.query_latency.observe(us);
         }
         if more {
-            self.query_start = Some(now);
+            self.query_start = now;
         }
         if idle {
-            if let Some(start) = self.xact_start.take() {
-                let us = micros(now.saturating_duration_since(start));
+            let start = std::mem::take(&mut self.xact_start);
+            if start != 0 {
+                let us = now.saturating_sub(start);
                 self.xacts += 1;
                 self.xact_time_us += us;
                 self.xact_latency.observe(us);
             }
             if more {
-                self.xact_start = Some(now);
+                self.xact_start = now;
             }
         }
     }
@@ -249,8 +253,8 @@ impl ConnCounters {
 
     /// The server connection went away: timers of unanswered requests stop.
     pub fn detach(&mut self) {
-        self.query_start = None;
-        self.xact_start = None;
+        self.query_start = 0;
+        self.xact_start = 0;
     }
 }
 

@@ -250,20 +250,22 @@ impl Pool {
     /// Cancel safety: cancel-safe; a grant that arrives after the caller went
     /// away is returned to the pool by its guard.
     pub async fn checkout(self: &Arc<Self>, deadline: Instant) -> Result<Pooled, PoolError> {
-        self.checkout_at(Instant::now(), deadline).await
+        let now = Instant::now();
+        self.checkout_at(now, clock::us_at(now), deadline).await
     }
 
     /// [`Self::checkout`] for a caller that has just read the clock
-    /// (`started`): the common case, an idle connection at once, reads it no
-    /// more.
+    /// (`started`, and the same moment on the process clock, `started_us`):
+    /// the common case, an idle connection at once, reads it no more.
     pub async fn checkout_at(
         self: &Arc<Self>,
         started: Instant,
+        started_us: u64,
         deadline: Instant,
     ) -> Result<Pooled, PoolError> {
         // The common case, an idle connection at once, did not wait (and
         // needs no second reading of the clock).
-        if let Some(p) = self.take_idle(&mut self.lock(), started) {
+        if let Some(p) = self.take_idle(&mut self.lock(), started_us) {
             return Ok(p);
         }
         let mut conn = self.checkout_inner(started, deadline).await?;
@@ -375,11 +377,10 @@ impl Pool {
 
     /// The most recently used idle connection still fit for use; unfit
     /// ones met on the way are closed.
-    fn take_idle(self: &Arc<Self>, inner: &mut Inner, now: Instant) -> Option<Pooled> {
+    fn take_idle(self: &Arc<Self>, inner: &mut Inner, now_us: u64) -> Option<Pooled> {
         if inner.closed {
             return None;
         }
-        let now_us = clock::us_at(now);
         while let Some(mut conn) = inner.idle.pop() {
             if conn.is_reusable() && !self.expired(&conn, now_us) {
                 return Some(Pooled::new(self.clone(), conn, now_us));
@@ -402,7 +403,7 @@ impl Pool {
         if inner.closed {
             return Err(PoolError::Closed);
         }
-        if let Some(p) = self.take_idle(&mut inner, now) {
+        if let Some(p) = self.take_idle(&mut inner, clock::us_at(now)) {
             return Ok(Step::Ready(p));
         }
         let mut cap = self.settings.size.load(Ordering::Relaxed);
