@@ -172,7 +172,13 @@ EOF
     # too few for 1000 clients, let alone the idle-client test.
     as_pg sh -c 'ulimit -n "$(ulimit -Hn)" && exec "$0" "$@"' "$PGBOUNCER" -d "$dir/pgbouncer.ini" >&2 || die "pgbouncer $name failed: $(tail -n 5 "$dir/pgbouncer.log")"
     wait_port "$port" 20 || die "pgbouncer $name does not listen on $port"
-    pid="$(cat "$dir/pgbouncer.pid")"
+    # The daemon may listen a moment before its pidfile is written.
+    local tries=0
+    while [ ! -s "$dir/pgbouncer.pid" ] && [ "$tries" -lt 50 ]; do
+        sleep 0.1
+        tries=$((tries + 1))
+    done
+    pid="$(cat "$dir/pgbouncer.pid")" || die "pgbouncer $name wrote no pidfile"
     # The same priority as pgferry's `nice` (PgBouncer has no setting for it).
     if [ "$NICE" != 0 ]; then
         renice -n "$NICE" -p "$pid" >/dev/null 2>&1 || log "cannot renice PgBouncer to $NICE"
