@@ -14,6 +14,10 @@
 #     route       -S simple at 100: pgferry route="primary" vs route="auto" (and route="auto"
 #                 with the primary as the only host: the routing work alone)
 #     ryw         tpcb-like at 100: route="auto" with read_your_writes off vs on
+#     floor       -S simple at 10 and 100: PgBouncer, pgferry and the null forwarder
+#                 (benches/floor/null_forwarder.rs: one epoll loop, each client paired
+#                 with its own server connection, bytes passed on unread), the CPU per
+#                 transaction that no proxy on this machine goes below
 #     tail        -S simple, 1000 clients on a pool of 20, per-transaction log:
 #                 p50/p99 latency and transactions per client (starvation); TAIL_DURATION
 #                 seconds per run (default: DURATION, at least 15), and the percentiles
@@ -38,7 +42,7 @@
 # Environment:
 #   ROUNDS=3 DURATION=10 (seconds per run); QUICK=1 means ROUNDS=2 DURATION=4, IDLE_CLIENTS=2000
 #   SCALE=10 POOL_SIZE=20 THREADS=2 IDLE_CLIENTS=10000 TAIL_CLIENTS=1000
-#   SCENARIOS="latency matrix prepared route ryw tail strace memory"  (any subset)
+#   SCENARIOS="latency matrix prepared route ryw floor tail strace memory"  (any subset)
 #   RESULTS_DIR=benches/results  DOC=docs/benchmarks.md (DOC= to skip writing it)
 #   FEATURES=  cargo features of the pgferry build (e.g. mimalloc, jemalloc)
 #   WORKERS=   pgferry's [proxy] workers (default: its own default, 1)
@@ -72,7 +76,7 @@ NICE="${NICE:--5}"
 # pgbench's -T includes logging the clients in: 1000 SCRAM logins take seconds, so
 # the tail runs are longer than the others to leave a steady state to measure.
 TAIL_DURATION="${TAIL_DURATION:-$((DURATION > 15 ? DURATION : 15))}"
-SCENARIOS="${SCENARIOS:-latency matrix prepared route ryw tail strace memory}"
+SCENARIOS="${SCENARIOS:-latency matrix prepared route ryw floor tail strace memory}"
 RESULTS_DIR="${RESULTS_DIR:-$ROOT/benches/results}"
 DOC="${DOC-$ROOT/docs/benchmarks.md}"
 
@@ -113,6 +117,8 @@ log "cargo build --release ${FEATURES:+--features $FEATURES}"
 cargo build --release ${FEATURES:+--features "$FEATURES"} >&2
 PGFERRY_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/pgferry"
 [ -x "$PGFERRY_BIN" ] || die "$PGFERRY_BIN not built"
+cargo build --release --example null_forwarder >&2
+FLOOR_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/null_forwarder"
 
 CLUSTER_DIR=""
 PIDS=()
@@ -295,14 +301,25 @@ EOF
 
 start_pgbouncer main scram-sha-256 $((TAIL_CLIENTS + 100))
 start_pgferry main scram-sha-256 $((TAIL_CLIENTS + 100))
+# The floor: the null forwarder in front of the primary, at the poolers' priority.
+FLOOR_PORT="$(scripts/pgcluster free-port)"
+"$FLOOR_BIN" "127.0.0.1:$FLOOR_PORT" "127.0.0.1:$PRIMARY_PORT" >"$CLUSTER_DIR/null-forwarder.log" 2>&1 &
+FLOOR_PID=$!
+PIDS+=("$FLOOR_PID")
+wait_port "$FLOOR_PORT" 20 "$FLOOR_PID" || die "null_forwarder does not listen: $(tail -n 5 "$CLUSTER_DIR/null-forwarder.log")"
+if [ "$NICE" != 0 ]; then
+    renice -n "$NICE" -p "$FLOOR_PID" >/dev/null 2>&1 || log "cannot renice the null forwarder to $NICE"
+fi
 
 # target name -> port, database, pooler pid (empty for direct)
 declare -A PORT=([direct]="$PRIMARY_PORT" [pgbouncer]="$BPORT_main" [pgferry]="$FPORT_main"
-    [pgferry-auto]="$FPORT_main" [pgferry-ryw]="$FPORT_main" [pgferry-auto-local]="$FPORT_main")
+    [pgferry-auto]="$FPORT_main" [pgferry-ryw]="$FPORT_main" [pgferry-auto-local]="$FPORT_main"
+    [floor]="$FLOOR_PORT")
 declare -A DB=([direct]=app [pgbouncer]=app [pgferry]=app [pgferry-auto]=app_auto [pgferry-ryw]=app_ryw
-    [pgferry-auto-local]=app_auto_local)
+    [pgferry-auto-local]=app_auto_local [floor]=app)
 declare -A PID=([direct]="" [pgbouncer]="$BPID_main" [pgferry]="$FPID_main"
-    [pgferry-auto]="$FPID_main" [pgferry-ryw]="$FPID_main" [pgferry-auto-local]="$FPID_main")
+    [pgferry-auto]="$FPID_main" [pgferry-ryw]="$FPID_main" [pgferry-auto-local]="$FPID_main"
+    [floor]="$FLOOR_PID")
 for t in "${!PORT[@]}"; do
     "$PSQL" -X -q -A -t -p "${PORT[$t]}" -d "${DB[$t]}" -c "SELECT 1" >/dev/null ||
         die "cannot query through $t"
@@ -374,6 +391,9 @@ fi
 if want prepared; then scenario prepared select-prepared 100 "direct pgferry"; fi
 if want route; then scenario route select-simple 100 "pgferry pgferry-auto pgferry-auto-local"; fi
 if want ryw; then scenario ryw tpcb-like 100 "pgferry-auto pgferry-ryw"; fi
+if want floor; then
+    for c in 10 100; do scenario floor select-simple "$c" "pgbouncer pgferry floor"; done
+fi
 if want tail; then
     # per-transaction logs: latency percentiles and transactions per client
     rm -f "$CLUSTER_DIR"/tail-* "$RESULTS_DIR"/tailcpu-*

@@ -22,6 +22,7 @@ TARGET_LABEL = {
     "pgbouncer": "PgBouncer",
     "pgferry": "pgferry",
     "pgferry-auto": "pgferry route=auto",
+    "floor": "null forwarder (floor)",
     "pgferry-ryw": "pgferry auto+read_your_writes",
     "pgferry-auto-local": "pgferry route=auto, primary only",
 }
@@ -285,11 +286,19 @@ def build(args):
             shown = f"{value:.3f}"
         checks.append((name, shown, f"{op} {limit}", status, detail, note))
 
+    def floor_note(c):
+        """The floor scenario's CPU per transaction of a proxy that does nothing, as a
+        share of PgBouncer's in the same runs (None when not measured)."""
+        z, b = res.cpu_us("floor", "select-simple", c, "floor"), res.cpu_us("floor", "select-simple", c, "pgbouncer")
+        r = ratio(z, b)
+        return f"a proxy doing nothing (floor scenario): {fmt(r)}" if r is not None else ""
+
     for w in ("select-simple", "select-extended"):
         for c in (10, 100):
             f, b = res.cpu_us("matrix", w, c, "pgferry"), res.cpu_us("matrix", w, c, "pgbouncer")
             check(f"CPU/tx pgferry ÷ PgBouncer, {w}, {c} clients", ratio(f, b), 0.8, "<=",
-                  f"{fmt(f, '{:.1f}')} vs {fmt(b, '{:.1f}')} µs")
+                  f"{fmt(f, '{:.1f}')} vs {fmt(b, '{:.1f}')} µs",
+                  floor_note(c) if w == "select-simple" else "")
     for w, c, limit in (("select-simple", 10, 1.05), ("select-simple", 100, 1.05),
                         ("select-extended", 100, 1.25), ("tpcb-like", 10, 1.0), ("tpcb-like", 100, 1.0)):
         f, b = res.tps("matrix", w, c, "pgferry"), res.tps("matrix", w, c, "pgbouncer")
@@ -425,6 +434,25 @@ def build(args):
                  f"{fmt(ratio(cf, cb))} |")
     L.append("\nWorkloads: select-simple `-S -M simple`, select-extended `-S -M extended`, select-prepared "
              "`-S -M prepared` (PgBouncer 1.18 cannot run it in transaction mode), tpcb-like `-M simple`.\n")
+    floor_rows = [c for c in (10, 100) if res.tps("floor", "select-simple", c, "floor") is not None]
+    if floor_rows:
+        L.append("## The floor: a proxy that does nothing (-S simple)\n")
+        L.append("| clients | PgBouncer tps | pgferry tps | floor tps | PgBouncer CPU µs/tx | pgferry CPU µs/tx "
+                 "| floor CPU µs/tx | pgferry ÷ PgBouncer, CPU | floor ÷ PgBouncer, CPU |")
+        L.append("|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+        for c in floor_rows:
+            tb, tf, tz = (res.tps("floor", "select-simple", c, t) for t in ("pgbouncer", "pgferry", "floor"))
+            cb, cf, cz = (res.cpu_us("floor", "select-simple", c, t) for t in ("pgbouncer", "pgferry", "floor"))
+            L.append(f"| {c} | {fmt(tb, '{:.0f}')} | {fmt(tf, '{:.0f}')} | {fmt(tz, '{:.0f}')} | "
+                     f"{fmt(cb, '{:.1f}')} | {fmt(cf, '{:.1f}')} | {fmt(cz, '{:.1f}')} | "
+                     f"{fmt(ratio(cf, cb))} | {fmt(ratio(cz, cb))} |")
+        L.append("\nThe floor is `benches/floor/null_forwarder.rs`: one thread, one epoll loop, each client "
+                 "paired with a server connection of its own (no pooling: at 100 clients Postgres runs 100 "
+                 "backends behind it, against the poolers' 20), every byte passed on as it arrives without "
+                 "being looked at, one read per readiness edge. Its CPU per transaction is what the kernel "
+                 "charges any proxy on this machine for receiving and sending each message once, plus the "
+                 "least event loop there is: issue #8's CPU target (pgferry ≤ 0.8× PgBouncer) can be read "
+                 "against it. Same runs, same rotation and priority as the poolers.\n")
     L.append("## Latency at 1 client (-S simple)\n")
     L.append("| target | mean latency ms | added over direct µs |")
     L.append("|---|--:|--:|")
