@@ -151,6 +151,12 @@ for _ in $(seq 1 600); do
 done
 
 # ------------------------------------------------------------------ poolers
+# at_nice PID NAME: renice a process without a `nice` setting of its own to pgferry's.
+at_nice() {
+    [ "$NICE" = 0 ] && return 0
+    renice -n "$NICE" -p "$1" >/dev/null 2>&1 || log "cannot renice $2 to $NICE"
+}
+
 start_pgbouncer() { # start_pgbouncer NAME AUTH_TYPE MAX_CLIENTS -> sets BPORT_<NAME>, BPID_<NAME>
     local name="$1" auth="$2" maxc="$3" dir="$CLUSTER_DIR/pgbouncer-$1" port pid
     mkdir -p "$dir"
@@ -186,9 +192,7 @@ EOF
     done
     pid="$(cat "$dir/pgbouncer.pid")" || die "pgbouncer $name wrote no pidfile"
     # The same priority as pgferry's `nice` (PgBouncer has no setting for it).
-    if [ "$NICE" != 0 ]; then
-        renice -n "$NICE" -p "$pid" >/dev/null 2>&1 || log "cannot renice PgBouncer to $NICE"
-    fi
+    at_nice "$pid" PgBouncer
     BOUNCER_NICE="$(ps -o ni= -p "$pid" | tr -d ' ')"
     printf -v "BPORT_$name" '%s' "$port"
     printf -v "BPID_$name" '%s' "$pid"
@@ -307,9 +311,7 @@ FLOOR_PORT="$(scripts/pgcluster free-port)"
 FLOOR_PID=$!
 PIDS+=("$FLOOR_PID")
 wait_port "$FLOOR_PORT" 20 "$FLOOR_PID" || die "null_forwarder does not listen: $(tail -n 5 "$CLUSTER_DIR/null-forwarder.log")"
-if [ "$NICE" != 0 ]; then
-    renice -n "$NICE" -p "$FLOOR_PID" >/dev/null 2>&1 || log "cannot renice the null forwarder to $NICE"
-fi
+at_nice "$FLOOR_PID" "the null forwarder"
 
 # target name -> port, database, pooler pid (empty for direct)
 declare -A PORT=([direct]="$PRIMARY_PORT" [pgbouncer]="$BPORT_main" [pgferry]="$FPORT_main"
